@@ -1,0 +1,34 @@
+"""npembed: embedding layers on NumPy, with compiled kernels, for training and querying on the CPU."""
+
+from ._checks import FormatError
+from .baskets import Baskets, load_recipes, read_baskets
+from .embedding import Embedding
+from .layers import Linear, MeanPool
+from .losses import SoftmaxCrossEntropy
+from .model import BasketModel, TrainedModel, load_model, save_model
+from .optim import SGD, Adam, Optimizer
+from .parameter import Parameter, RowSparseGrad
+from .vocab import Vocab
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam",
+    "BasketModel",
+    "TrainedModel",
+    "load_model",
+    "save_model",
+    "Baskets",
+    "Embedding",
+    "FormatError",
+    "Linear",
+    "MeanPool",
+    "Optimizer",
+    "Parameter",
+    "RowSparseGrad",
+    "SGD",
+    "SoftmaxCrossEntropy",
+    "Vocab",
+    "load_recipes",
+    "read_baskets",
+]

@@ -1,0 +1,223 @@
+"""Command-line interface: ``npembed train | neighbors | recommend``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Sequence
+
+from ._checks import FormatError
+
+log = logging.getLogger("npembed")
+
+DEFAULT_OUT = "npembed-model"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _sep(value: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "space": " ", "whitespace": " "}
+    return named.get(value.lower(), value)
+
+
+def _add_train(sub) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train item vectors on baskets (default: the bundled recipes) and evaluate them",
+        description="Hold one item of each basket out, train an embedding table plus a softmax output layer "
+        "to predict it from the others, and compare Recall@10 and MRR on test baskets with two baselines.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="FILE", help="baskets file (default: the bundled recipes of Ahn et al. 2011)")
+    g.add_argument("--format", choices=["auto", "lines", "csv"], default="auto",
+                   help="'lines': one basket per line; 'csv': header plus basket,item rows (auto: by the .csv suffix)")
+    g.add_argument("--sep", type=_sep, default=None,
+                   help="field separator: tab, comma, space or any string (default: detected per file)")
+    g.add_argument("--skip-fields", type=int, default=0, metavar="N",
+                   help="lines layout: leading fields that are not items, e.g. 1 for a label column")
+    g.add_argument("--basket-col", default=None, help="CSV: basket (or user) id column, name or 0-based index (default: first)")
+    g.add_argument("--item-col", default=None, help="CSV: item column, name or 0-based index (default: second)")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the data file (default: utf-8)")
+    h = p.add_argument_group("model and training")
+    h.add_argument("--dim", type=int, default=d.dim, help=f"embedding size (default {d.dim})")
+    h.add_argument("--epochs", type=int, default=d.epochs, help=f"most epochs to run (default {d.epochs})")
+    h.add_argument("--batch-size", type=int, default=d.batch_size, help=f"examples per step (default {d.batch_size})")
+    h.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    h.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer, help=f"(default {d.optimizer})")
+    h.add_argument("--patience", type=int, default=d.patience,
+                   help=f"stop after this many epochs without a better valid Recall@10 (default {d.patience})")
+    h.add_argument("--seed", type=int, default=d.seed, help="seeds the weights and the shuffling (default 0)")
+    h.add_argument("--split-seed", type=int, default=d.split_seed,
+                   help="seeds the train/valid/test split and the held-out draws (default 0, the reference protocol)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"model folder to write (default ./{DEFAULT_OUT})")
+    o.add_argument("--no-plot", action="store_true", help="skip the PCA plot")
+    o.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_query(sub, name: str, help: str) -> None:
+    p = sub.add_parser(name, help=help, description=help)
+    p.add_argument("--model", default=DEFAULT_OUT, metavar="DIR", help=f"model folder (default ./{DEFAULT_OUT})")
+    p.add_argument("--topn", type=int, default=10, help="how many items to print (default 10)")
+    p.add_argument("keys", nargs="+", metavar="ITEM", help="item name(s)")
+    p.set_defaults(func=_cmd_neighbors if name == "neighbors" else _cmd_recommend)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="npembed",
+        description="Train, query and evaluate embedding tables on NumPy.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_train(sub)
+    _add_query(sub, "neighbors", "print the items whose vectors are nearest (cosine) to each ITEM")
+    _add_query(sub, "recommend", "print the items most likely to complete the basket ITEM...")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"npembed {__version__}"
+
+
+def _table(rows: list[tuple[str, float, float]]) -> str:
+    lines = [f"{'method':<16}{'recall@10':>10}{'mrr':>9}"]
+    lines += [f"{name:<16}{r:>10.4f}{m:>9.4f}" for name, r, m in rows]
+    return "\n".join(lines)
+
+
+def _cmd_train(args) -> int:
+    from .baskets import load_recipes, read_baskets
+    from .model import save_model
+    from .fsutil import check_replaceable_model_dir
+    from .train import TrainConfig, train_baskets
+
+    config = TrainConfig(
+        dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+        seed=args.seed, patience=args.patience, split_seed=args.split_seed,
+    ).check()
+    if args.skip_fields < 0:
+        raise ValueError(f"--skip-fields must be >= 0; got {args.skip_fields}.")
+    # Refuse a bad --out before minutes of training, not after.
+    check_replaceable_model_dir(os.path.abspath(args.out))
+    t0 = time.perf_counter()
+    if args.data is None:
+        baskets = load_recipes()
+    else:
+        baskets = read_baskets(
+            args.data, format=args.format, sep=args.sep, skip_fields=args.skip_fields,
+            basket_col=args.basket_col, item_col=args.item_col, encoding=args.encoding,
+        )
+    st = baskets.stats
+    print(
+        f"data: {baskets.source}: {len(baskets)} baskets ({st['format']}, separator {st['separator']!r}; "
+        f"dropped {st['short_baskets']} with fewer than 2 items, {st['duplicate_items']} repeated items, "
+        f"{st['blank_lines']} blank lines)",
+        flush=True,
+    )
+    trained, metrics = train_baskets(baskets, config, progress=not args.quiet)
+    s = metrics["sizes"]
+    print(
+        f"split: {s['train_baskets']} train / {s['valid_baskets']} valid / {s['test_baskets']} test baskets, "
+        f"{s['items']} items, {s['train_examples']} training examples per epoch"
+    )
+    print(
+        f"trained {metrics['epochs_run']} epochs in {metrics['train_seconds']:.1f}s "
+        f"({metrics['examples_per_second']:,.0f} examples/s); best epoch {metrics['best_epoch']} "
+        f"(valid recall@10 {metrics['valid']['recall@10']:.4f})"
+    )
+    print()
+    print(f"test baskets evaluated: {metrics['test_baskets_evaluated']}")
+    print(_table([
+        ("model", metrics["model"]["recall@10"], metrics["model"]["mrr"]),
+        ("co-occurrence", metrics["baselines"]["cooccurrence"]["recall@10"], metrics["baselines"]["cooccurrence"]["mrr"]),
+        ("popularity", metrics["baselines"]["popularity"]["recall@10"], metrics["baselines"]["popularity"]["mrr"]),
+    ]))
+    extra = {}
+    if not args.no_plot:
+        from .plot import plot_embeddings
+
+        def write_plot(path: str) -> None:
+            plot_embeddings(trained.vectors, trained.vocab.index_to_key, trained.vocab.counts, path)
+
+        extra["embeddings.png"] = write_plot
+    metrics["wall_seconds"] = time.perf_counter() - t0
+    out = save_model(trained, args.out, extra)
+    print()
+    print(f"model written to {out}/ (metrics.json, vectors.npy, vocab.json{', embeddings.png' if extra else ''})")
+    print(f"try: npembed neighbors --model {args.out} {trained.vocab.index_to_key[int(trained.vocab.counts.argmax())]}")
+    return 0
+
+
+def _load(args):
+    from .model import load_model
+
+    return load_model(args.model)
+
+
+def _check_topn(topn: int) -> None:
+    if topn < 0:
+        raise ValueError(f"--topn must be >= 0; got {topn}.")
+
+
+def _cmd_neighbors(args) -> int:
+    _check_topn(args.topn)
+    tm = _load(args)
+    for k in args.keys:
+        tm.vocab.lookup(k)  # fail on any unknown key before printing anything
+    for i, k in enumerate(args.keys):
+        if i:
+            print()
+        print(f"nearest to {k}:")
+        for key, score in tm.neighbors(k, args.topn):
+            print(f"  {score:7.4f}  {key}")
+    return 0
+
+
+def _cmd_recommend(args) -> int:
+    _check_topn(args.topn)
+    tm = _load(args)
+    recs = tm.recommend(args.keys, args.topn)
+    print(f"to add to {' + '.join(args.keys)}:")
+    for key, p in recs:
+        print(f"  {p:7.4f}  {key}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input or arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet = getattr(args, "quiet", False)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        return args.func(args)
+    except KeyError as exc:
+        print(f"npembed: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+    except (FormatError, ValueError, TypeError, IndexError, OSError) as exc:
+        print(f"npembed: error: {exc}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

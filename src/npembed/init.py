@@ -1,0 +1,121 @@
+"""Initialisers for embedding tables and weights.
+
+An initialiser is a callable ``init(shape, rng, dtype) -> ndarray``. Every random draw goes through
+the ``np.random.Generator`` passed in, so a seed fixes the table. Strings name the defaults:
+``"normal"`` (N(0, 1), PyTorch's ``nn.Embedding`` default), ``"uniform"`` (U(-0.05, 0.05), Keras'
+default), ``"xavier_uniform"`` / ``"glorot_uniform"`` and ``"zeros"``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Union
+
+import numpy as np
+
+__all__ = ["normal", "uniform", "xavier_uniform", "zeros", "resolve", "Initializer"]
+
+Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
+
+
+def _floating(dtype) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"`dtype` must be a floating-point type such as float32; got {dt}.")
+    return dt
+
+
+def _std_normal(shape, rng, dtype):
+    dt = _floating(dtype)
+    if dt in (np.float32, np.float64):
+        return rng.standard_normal(shape, dtype=dt)
+    return rng.standard_normal(shape).astype(dt)
+
+
+def _std_uniform(shape, rng, dtype):
+    dt = _floating(dtype)
+    if dt in (np.float32, np.float64):
+        return rng.random(shape, dtype=dt)
+    return rng.random(shape).astype(dt)
+
+
+def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
+    """Draw each entry from N(mean, std^2)."""
+    if not std >= 0:
+        raise ValueError(f"`std` must be >= 0; got {std}.")
+
+    def init(shape, rng, dtype=np.float32):
+        out = _std_normal(shape, rng, dtype)
+        out *= out.dtype.type(std)
+        out += out.dtype.type(mean)
+        return out
+
+    init.__qualname__ = f"normal(mean={mean}, std={std})"
+    return init
+
+
+def uniform(low: float = -0.05, high: float = 0.05) -> Initializer:
+    """Draw each entry from U(low, high)."""
+    if not high > low:
+        raise ValueError(f"`uniform` needs low < high; got low={low}, high={high}.")
+
+    def init(shape, rng, dtype=np.float32):
+        out = _std_uniform(shape, rng, dtype)
+        out *= out.dtype.type(high - low)
+        out += out.dtype.type(low)
+        return out
+
+    init.__qualname__ = f"uniform(low={low}, high={high})"
+    return init
+
+
+def xavier_uniform(gain: float = 1.0) -> Initializer:
+    """Glorot/Xavier uniform: U(-a, a) with ``a = gain * sqrt(6 / (fan_in + fan_out))``.
+
+    For a 2-D ``(rows, cols)`` array, ``fan_in = cols`` and ``fan_out = rows``, as in PyTorch.
+    """
+
+    def init(shape, rng, dtype=np.float32):
+        if len(shape) != 2:
+            raise ValueError(f"xavier_uniform needs a 2-D shape; got {shape}.")
+        a = gain * math.sqrt(6.0 / (shape[0] + shape[1]))
+        return uniform(-a, a)(shape, rng, dtype)
+
+    init.__qualname__ = f"xavier_uniform(gain={gain})"
+    return init
+
+
+def zeros() -> Initializer:
+    """All zeros."""
+
+    def init(shape, rng, dtype=np.float32):
+        return np.zeros(shape, dtype=_floating(dtype))
+
+    init.__qualname__ = "zeros()"
+    return init
+
+
+_NAMED = {
+    "normal": normal,
+    "uniform": uniform,
+    "xavier_uniform": xavier_uniform,
+    "glorot_uniform": xavier_uniform,
+    "zeros": zeros,
+}
+
+
+def resolve(init: Union[str, Initializer]) -> Initializer:
+    """Turn a name or a callable into an initialiser."""
+    if isinstance(init, str):
+        try:
+            return _NAMED[init]()
+        except KeyError:
+            raise ValueError(
+                f"`init` must be one of {sorted(_NAMED)} or a callable; got {init!r}."
+            ) from None
+    if callable(init):
+        return init
+    raise TypeError(
+        f"`init` must be a name, a callable (shape, rng, dtype) -> array, or use "
+        f"Embedding.from_pretrained for a given matrix; got {type(init).__name__}."
+    )

@@ -1,0 +1,243 @@
+"""Compiled hot loops (numba), each with a plain NumPy reference in ``tests/test_kernels.py``.
+
+Every kernel is deterministic: for the same inputs and thread count it returns the same bits.
+Parallel kernels only split work by output row, so no two threads ever write the same memory and
+no floating-point sum depends on scheduling. Compiled code is cached on disk (``cache=True``) so
+only the first run after installation pays numba's compile time.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numba as nb
+import numpy as np
+
+__all__ = [
+    "PARALLEL_MIN_WORK",
+    "gather_rows",
+    "coalesce_rows",
+    "masked_mean",
+    "masked_mean_backward",
+    "sgd_rows",
+    "adam_rows",
+    "ordered_pairs",
+]
+
+
+# Below this many elements of work a kernel runs on the calling thread: waking worker threads
+# costs more than it saves, and idle OpenMP workers that spin-wait steal the core BLAS needs next
+# (measured on 2 cores: a training step of the main job ran 8x slower with parallel small kernels).
+PARALLEL_MIN_WORK = 1 << 20
+
+
+class _Dual:
+    """One Python loop body compiled twice: serial, and parallel over ``prange`` (lazily)."""
+
+    def __init__(self, fn):
+        self.serial = nb.njit(cache=True, nogil=True)(fn)
+        # numba's on-disk cache is keyed by qualified name and signature, not by the parallel flag:
+        # the parallel twin needs a name of its own or the two would overwrite each other's cache.
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel", fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_parallel"
+        self.parallel = nb.njit(parallel=True, cache=True, nogil=True)(twin)
+
+    def __call__(self, work, *args):
+        if work >= PARALLEL_MIN_WORK and nb.get_num_threads() > 1:
+            return self.parallel(*args)
+        return self.serial(*args)
+
+
+def _dual(fn):
+    return _Dual(fn)
+
+
+@_dual
+def _gather_rows(weight, ids, out):  # pragma: no cover - compiled
+    n = ids.shape[0]
+    d = weight.shape[1]
+    for i in nb.prange(n):
+        r = ids[i]
+        for j in range(d):
+            out[i, j] = weight[r, j]
+
+
+def gather_rows(weight: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``weight[ids]`` for 1-D, already range-checked ``ids``; returns ``(len(ids), d)``."""
+    out = np.empty((ids.shape[0], weight.shape[1]), dtype=weight.dtype)
+    if ids.shape[0]:
+        _gather_rows(out.size, weight, ids, out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _coalesce_rows(ids, rows, skip):  # pragma: no cover - compiled
+    n = ids.shape[0]
+    d = rows.shape[1]
+    # A stable sort keeps repeated ids in input order, so their sum is always added up in the
+    # same order: the result does not depend on anything but the inputs.
+    order = np.argsort(ids, kind="mergesort")
+    k = 0
+    prev = -1
+    first = True
+    for t in range(n):
+        r = ids[order[t]]
+        if r == skip:
+            continue
+        if first or r != prev:
+            k += 1
+            prev = r
+            first = False
+    uniq = np.empty(k, dtype=np.int64)
+    out = np.zeros((k, d), dtype=rows.dtype)
+    u = -1
+    first = True
+    for t in range(n):
+        src = order[t]
+        r = ids[src]
+        if r == skip:
+            continue
+        if first or r != uniq[u]:
+            u += 1
+            uniq[u] = r
+            first = False
+        for j in range(d):
+            out[u, j] += rows[src, j]
+    return uniq, out
+
+
+def coalesce_rows(ids: np.ndarray, rows: np.ndarray, skip: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the rows of repeated ids: returns sorted unique ids and one summed row per id.
+
+    ``ids`` is 1-D (n,), ``rows`` is (n, d). Ids equal to ``skip`` (e.g. a padding id) are dropped.
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    rows = np.ascontiguousarray(rows)
+    return _coalesce_rows(ids, rows, np.int64(skip))
+
+
+@_dual
+def _masked_mean(x, mask, out, counts):  # pragma: no cover - compiled
+    b, L, d = x.shape
+    for i in nb.prange(b):
+        c = 0
+        for t in range(L):
+            if mask[i, t]:
+                c += 1
+                for j in range(d):
+                    out[i, j] += x[i, t, j]
+        counts[i] = c
+        if c > 0:
+            inv = 1.0 / c
+            for j in range(d):
+                out[i, j] *= inv
+
+
+def masked_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over axis 1 of ``x`` (batch, seq, d) where ``mask`` (batch, seq) is true.
+
+    Returns the means (batch, d) and the counts (batch,). A row with no true entry gives zeros.
+    """
+    out = np.zeros((x.shape[0], x.shape[2]), dtype=x.dtype)
+    counts = np.empty(x.shape[0], dtype=np.int64)
+    _masked_mean(x.size, x, mask, out, counts)
+    return out, counts
+
+
+@_dual
+def _masked_mean_backward(grad, mask, counts, out):  # pragma: no cover - compiled
+    b, L, d = out.shape
+    for i in nb.prange(b):
+        if counts[i] == 0:
+            continue
+        inv = 1.0 / counts[i]
+        for t in range(L):
+            if mask[i, t]:
+                for j in range(d):
+                    out[i, t, j] = grad[i, j] * inv
+
+
+def masked_mean_backward(grad: np.ndarray, mask: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`masked_mean` for its input: ``grad / count`` where masked in, else 0."""
+    out = np.zeros(mask.shape + (grad.shape[1],), dtype=grad.dtype)
+    _masked_mean_backward(out.size, np.ascontiguousarray(grad), mask, counts, out)
+    return out
+
+
+@_dual
+def _sgd_rows(weight, idx, rows, lr):  # pragma: no cover - compiled
+    d = weight.shape[1]
+    for i in nb.prange(idx.shape[0]):
+        r = idx[i]
+        for j in range(d):
+            weight[r, j] -= lr * rows[i, j]
+
+
+def sgd_rows(weight: np.ndarray, idx: np.ndarray, rows: np.ndarray, lr: float) -> None:
+    """In place: ``weight[idx] -= lr * rows`` for unique ``idx``."""
+    if idx.shape[0]:
+        _sgd_rows(rows.size, weight, idx, rows, weight.dtype.type(lr))
+
+
+@_dual
+def _adam_rows(weight, m, v, idx, rows, beta1, beta2, eps, step_size):  # pragma: no cover - compiled
+    d = weight.shape[1]
+    one = weight.dtype.type(1.0)
+    for i in nb.prange(idx.shape[0]):
+        r = idx[i]
+        for j in range(d):
+            g = rows[i, j]
+            mj = m[r, j] + (g - m[r, j]) * (one - beta1)
+            vj = v[r, j] + (g * g - v[r, j]) * (one - beta2)
+            m[r, j] = mj
+            v[r, j] = vj
+            weight[r, j] -= step_size * (mj / (np.sqrt(vj) + eps))
+
+
+def adam_rows(
+    weight: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    idx: np.ndarray,
+    rows: np.ndarray,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step_size: float,
+) -> None:
+    """In place lazy Adam on the rows ``idx`` (unique) only, as ``torch.optim.SparseAdam`` does.
+
+    ``m += (g - m)(1 - beta1)``, ``v += (g^2 - v)(1 - beta2)``,
+    ``w -= step_size * m / (sqrt(v) + eps)`` with ``step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``.
+    """
+    if idx.shape[0]:
+        t = weight.dtype.type
+        _adam_rows(rows.size, weight, m, v, idx, rows, t(beta1), t(beta2), t(eps), t(step_size))
+
+
+@nb.njit(cache=True, nogil=True)
+def _ordered_pairs(flat, offsets, num_items):  # pragma: no cover - compiled
+    total = 0
+    for b in range(offsets.shape[0] - 1):
+        n = offsets[b + 1] - offsets[b]
+        total += n * (n - 1)
+    keys = np.empty(total, dtype=np.int64)
+    k = 0
+    for b in range(offsets.shape[0] - 1):
+        lo, hi = offsets[b], offsets[b + 1]
+        for s in range(lo, hi):
+            for t in range(lo, hi):
+                if s != t:
+                    keys[k] = flat[s] * num_items + flat[t]
+                    k += 1
+    return keys
+
+
+def ordered_pairs(flat: np.ndarray, offsets: np.ndarray, num_items: int) -> np.ndarray:
+    """Keys ``a * num_items + b`` of every ordered pair of distinct positions inside each basket.
+
+    Baskets are ``flat[offsets[i]:offsets[i + 1]]`` and must hold distinct ids.
+    """
+    return _ordered_pairs(
+        np.ascontiguousarray(flat, dtype=np.int64), np.ascontiguousarray(offsets, dtype=np.int64), np.int64(num_items)
+    )

@@ -1,0 +1,268 @@
+"""The basket model of the main job, and the model folder it is saved to.
+
+``BasketModel``: context ids ``(batch, seq)`` padded with ``pad = num_items``
+-> :class:`Embedding` ``(num_items + 1, dim, padding_idx=num_items)`` -> :class:`MeanPool` over the
+real ids -> :class:`Linear` ``(dim -> num_items)`` -> logits, trained with a full softmax
+cross-entropy. The output layer is a separate matrix, not tied to the table: the input vectors
+are then free to place items that go *together* close to each other, and the output layer learns
+which items *follow* a context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Sequence, Union
+
+import numpy as np
+
+from ._checks import FormatError, check_positive_int
+from .embedding import Embedding, as_generator
+from .fsutil import atomic_dir, check_replaceable_model_dir, MODEL_FORMAT
+from .layers import Linear, MeanPool
+from .parameter import Parameter
+from .vocab import Vocab
+
+__all__ = ["BasketModel", "TrainedModel", "load_model", "save_model"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class BasketModel:
+    """Predict one item of a basket from the mean of the other items' vectors.
+
+    Parameters
+    ----------
+    num_items : int
+        Vocabulary size; id ``num_items`` is the padding id of the contexts.
+    dim : int
+        Embedding size.
+    rng : np.random.Generator or int, optional
+        Seeds the table (N(0, 1), PyTorch's default) and the output layer (PyTorch's Linear default).
+
+    Shape
+    -----
+    ``contexts`` (batch, seq) ints in ``[0, num_items]`` (``num_items`` = padding) -> logits (batch, num_items).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        dim: int,
+        *,
+        rng: Union[np.random.Generator, int, None] = None,
+        dtype=np.float32,
+        init="normal",
+    ):
+        self.num_items = check_positive_int(num_items, "num_items")
+        self.dim = check_positive_int(dim, "dim")
+        gen = as_generator(rng)
+        self.embedding = Embedding(num_items + 1, dim, padding_idx=num_items, rng=gen, dtype=dtype, init=init)
+        self.pool = MeanPool()
+        self.output = Linear(dim, num_items, rng=gen, dtype=dtype)
+
+    @property
+    def pad(self) -> int:
+        return self.num_items
+
+    def forward(self, contexts: np.ndarray) -> np.ndarray:
+        contexts = np.asarray(contexts)
+        if contexts.ndim != 2:
+            raise ValueError(f"`contexts` must be 2-D (batch, seq) padded with {self.pad}; got shape {contexts.shape}.")
+        e = self.embedding(contexts)
+        h = self.pool(e, contexts != self.pad)
+        return self.output(h)
+
+    __call__ = forward
+
+    def backward(self, grad_logits: np.ndarray) -> None:
+        dh = self.output.backward(grad_logits)
+        de = self.pool.backward(dh)
+        self.embedding.backward(de)
+
+    def parameters(self) -> list[Parameter]:
+        return self.embedding.parameters() + self.output.parameters()
+
+    def state(self) -> list[np.ndarray]:
+        """Copies of every parameter's values (to keep the best epoch)."""
+        return [p.data.copy() for p in self.parameters()]
+
+    def load_state(self, arrays: Sequence[np.ndarray]) -> None:
+        for p, a in zip(self.parameters(), arrays):
+            p.data[...] = a
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The item vectors, ``(num_items, dim)``: the table without its padding row."""
+        return self.embedding.weight.data[: self.num_items]
+
+
+def _cosine_topn(vectors: np.ndarray, query: np.ndarray, topn: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    norms = np.linalg.norm(vectors, axis=1)
+    qn = np.linalg.norm(query)
+    dots = vectors @ query
+    # A zero vector has no direction: its similarity is 0, never NaN.
+    denom = norms * qn
+    sims = np.divide(dots, denom, out=np.zeros_like(dots, dtype=np.float64), where=denom > 0)
+    sims[exclude] = -np.inf
+    k = min(topn, len(sims) - len(np.unique(exclude)))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    top = np.argpartition(-sims, k - 1)[:k]
+    top = top[np.lexsort((top, -sims[top]))]
+    return top, sims[top]
+
+
+class TrainedModel:
+    """A trained basket model with its vocabulary: what :func:`load_model` returns.
+
+    Attributes
+    ----------
+    model : BasketModel
+    vocab : Vocab
+    config : dict
+        Hyperparameters, data source and training history.
+    metrics : dict
+        The contents of ``metrics.json``.
+    """
+
+    def __init__(self, model: BasketModel, vocab: Vocab, config: dict | None = None, metrics: dict | None = None):
+        if len(vocab) != model.num_items:
+            raise ValueError(f"vocabulary has {len(vocab)} items but the model has {model.num_items}.")
+        self.model = model
+        self.vocab = vocab
+        self.config = dict(config or {})
+        self.metrics = dict(metrics or {})
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.model.vectors
+
+    def vector(self, key: str) -> np.ndarray:
+        return self.vectors[self.vocab.lookup(key)]
+
+    def neighbors(self, key: str, topn: int = 10) -> list[tuple[str, float]]:
+        """The ``topn`` items whose vectors have the highest cosine similarity to ``key``'s."""
+        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
+            raise ValueError(f"`topn` must be a non-negative integer; got {topn!r}.")
+        i = self.vocab.lookup(key)
+        top, sims = _cosine_topn(self.vectors, self.vectors[i], int(topn), np.array([i]))
+        return [(self.vocab.index_to_key[t], float(s)) for t, s in zip(top, sims)]
+
+    def recommend(self, keys: Sequence[str], topn: int = 10) -> list[tuple[str, float]]:
+        """The ``topn`` items most likely to complete the basket ``keys``, with their probabilities.
+
+        Items already in ``keys`` are never recommended.
+        """
+        if isinstance(keys, str):
+            keys = [keys]
+        if not keys:
+            raise ValueError("`keys` must name at least one item of the basket.")
+        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
+            raise ValueError(f"`topn` must be a non-negative integer; got {topn!r}.")
+        ids = np.unique([self.vocab.lookup(k) for k in keys])
+        logits = self.model.forward(ids[None, :])[0].astype(np.float64)
+        logits -= logits.max()
+        probs = np.exp(logits)
+        probs /= probs.sum()
+        probs[ids] = -np.inf
+        k = min(int(topn), self.model.num_items - len(ids))
+        if k <= 0:
+            return []
+        top = np.argpartition(-probs, k - 1)[:k]
+        top = top[np.lexsort((top, -probs[top]))]
+        return [(self.vocab.index_to_key[t], float(probs[t])) for t in top]
+
+    def __repr__(self) -> str:
+        return f"TrainedModel({len(self.vocab)} items, dim={self.model.dim})"
+
+
+def save_model(trained: TrainedModel, out_dir: str | os.PathLike, extra_files: dict | None = None) -> str:
+    """Write a model folder atomically: built beside ``out_dir`` and swapped in by rename.
+
+    ``extra_files`` maps file names to callables ``write(path)`` that add files (e.g. a plot) to
+    the folder before the swap. An existing ``out_dir`` is replaced only if it is an npembed model
+    folder; anything else is refused, so no user data is ever removed.
+    """
+    out_dir = os.fspath(out_dir)
+    check_replaceable_model_dir(out_dir)
+    m = trained.model
+    config = dict(trained.config, format=MODEL_FORMAT, format_version=FORMAT_VERSION, num_items=m.num_items, dim=m.dim)
+    with atomic_dir(out_dir) as tmp:
+        np.save(os.path.join(tmp, "vectors.npy"), m.vectors)
+        np.save(os.path.join(tmp, "output_weight.npy"), m.output.weight.data)
+        np.save(os.path.join(tmp, "output_bias.npy"), m.output.bias.data)
+        _write_json(os.path.join(tmp, "vocab.json"), trained.vocab.to_json())
+        _write_json(os.path.join(tmp, "config.json"), config)
+        _write_json(os.path.join(tmp, "metrics.json"), trained.metrics)
+        for name, write in (extra_files or {}).items():
+            write(os.path.join(tmp, name))
+    return out_dir
+
+
+def _write_json(path: str, obj) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
+
+
+def load_model(path: str | os.PathLike) -> TrainedModel:
+    """Load a model folder written by ``npembed train`` (or :func:`save_model`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or one of its files is missing.
+    FormatError
+        If it is not an npembed model folder or its files disagree with each other.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"model folder not found: {path}. Train one with `npembed train --out {path}`.")
+    cfg_path = os.path.join(path, "config.json")
+    if not os.path.exists(cfg_path):
+        raise FormatError("not an npembed model folder (no config.json).", path)
+    config = _read_json(cfg_path)
+    if config.get("format") != MODEL_FORMAT:
+        raise FormatError(f"not an npembed model folder (format is {config.get('format')!r}).", cfg_path)
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise FormatError(
+            f"written by a newer npembed (format version {config['format_version']}); upgrade npembed to load it.",
+            cfg_path,
+        )
+
+    def arr(name: str) -> np.ndarray:
+        p = os.path.join(path, name)
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"model file missing: {p}")
+        try:
+            return np.load(p, allow_pickle=False)
+        except ValueError as exc:
+            raise FormatError(f"cannot read the array ({exc}).", p) from None
+
+    vocab = Vocab.from_json(_read_json(os.path.join(path, "vocab.json")))
+    vectors, weight, bias = arr("vectors.npy"), arr("output_weight.npy"), arr("output_bias.npy")
+    n, d = int(config["num_items"]), int(config["dim"])
+    for name, a, shape in (("vectors.npy", vectors, (n, d)), ("output_weight.npy", weight, (n, d)), ("output_bias.npy", bias, (n,))):
+        if a.shape != shape:
+            raise FormatError(f"has shape {a.shape}; config.json says {shape}.", os.path.join(path, name))
+    if len(vocab) != n:
+        raise FormatError(f"has {len(vocab)} items; config.json says {n}.", os.path.join(path, "vocab.json"))
+    model = BasketModel(n, d, dtype=vectors.dtype, init="zeros")
+    model.embedding.weight.data[:n] = vectors
+    model.output.weight.data[...] = weight
+    model.output.bias.data[...] = bias
+    metrics_path = os.path.join(path, "metrics.json")
+    metrics = _read_json(metrics_path) if os.path.exists(metrics_path) else {}
+    return TrainedModel(model, vocab, config, metrics)

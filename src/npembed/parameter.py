@@ -1,0 +1,107 @@
+"""Learnable arrays and their gradients.
+
+A :class:`Parameter` holds ``data`` (a NumPy array, updated in place by optimizers) and ``grad``:
+``None`` before any backward, a dense array for small weights, or a :class:`RowSparseGrad` for
+embedding tables, where a step touches only a few rows of a large table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import coalesce_rows
+
+__all__ = ["Parameter", "RowSparseGrad"]
+
+
+@dataclass(frozen=True)
+class RowSparseGrad:
+    """Gradient of a ``(num_rows, dim)`` table that is zero outside a few rows.
+
+    Attributes
+    ----------
+    indices : ndarray of int64, shape (k,)
+        Sorted, unique row ids.
+    values : ndarray, shape (k, dim)
+        The summed gradient of each of those rows.
+    shape : tuple of int
+        Shape of the full table, ``(num_rows, dim)``.
+
+    Notes
+    -----
+    Repeated ids are summed when the gradient is built (see :meth:`from_rows`), so an optimizer
+    sees each row once per step and adaptive updates are never applied twice.
+    """
+
+    indices: np.ndarray
+    values: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_rows(
+        cls, ids: np.ndarray, rows: np.ndarray, shape: tuple[int, int], skip: int = -1
+    ) -> "RowSparseGrad":
+        """Build from one gradient row per id (ids may repeat; rows of ``skip`` are dropped)."""
+        indices, values = coalesce_rows(ids.reshape(-1), rows.reshape(-1, shape[1]), skip)
+        return cls(indices, values, tuple(shape))
+
+    def __add__(self, other: "RowSparseGrad") -> "RowSparseGrad":
+        if not isinstance(other, RowSparseGrad):
+            return NotImplemented
+        if other.shape != self.shape:
+            raise ValueError(f"cannot add row-sparse gradients of shapes {self.shape} and {other.shape}.")
+        ids = np.concatenate([self.indices, other.indices])
+        rows = np.concatenate([self.values, other.values])
+        return RowSparseGrad.from_rows(ids, rows, self.shape)
+
+    def to_dense(self) -> np.ndarray:
+        """The full ``shape`` array (for tests and small tables; training never calls this)."""
+        dense = np.zeros(self.shape, dtype=self.values.dtype)
+        dense[self.indices] = self.values
+        return dense
+
+
+class Parameter:
+    """A learnable array.
+
+    Parameters
+    ----------
+    data : ndarray
+        The values; optimizers update this array in place.
+    requires_grad : bool
+        ``False`` freezes it: layers leave ``grad`` at ``None`` and optimizers skip it.
+    name : str
+        Used in ``repr`` and in saved files.
+    """
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = True, name: str = ""):
+        self.data = data
+        self.grad: np.ndarray | RowSparseGrad | None = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def accumulate(self, grad: np.ndarray | RowSparseGrad) -> None:
+        """Add ``grad`` to ``self.grad`` (which starts at ``None`` after ``zero_grad``)."""
+        if not self.requires_grad:
+            return
+        if self.grad is None:
+            self.grad = grad
+        elif isinstance(self.grad, RowSparseGrad) and isinstance(grad, RowSparseGrad):
+            self.grad = self.grad + grad
+        elif isinstance(self.grad, RowSparseGrad):
+            self.grad = self.grad.to_dense() + grad
+        elif isinstance(grad, RowSparseGrad):
+            self.grad = self.grad.copy()
+            self.grad[grad.indices] += grad.values  # indices are unique
+        else:
+            self.grad = self.grad + grad
+
+    def __repr__(self) -> str:
+        frozen = "" if self.requires_grad else ", frozen"
+        return f"Parameter({self.name or 'unnamed'}, shape={self.data.shape}, dtype={self.data.dtype}{frozen})"

@@ -1,0 +1,219 @@
+"""The main job: train a :class:`BasketModel` on baskets and evaluate it against two baselines."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ._checks import check_positive_float, check_positive_int
+from .baskets import Baskets
+from .heldout import (
+    Examples,
+    cooccurrence_scorer,
+    encode_baskets,
+    heldout_examples,
+    popularity_scorer,
+    ranking_metrics,
+    split_indices,
+    training_examples,
+)
+from .losses import SoftmaxCrossEntropy
+from .model import BasketModel, TrainedModel
+from .optim import SGD, Adam
+from .vocab import Vocab
+
+__all__ = ["TrainConfig", "fit", "train_baskets", "Prepared", "prepare"]
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of the main job (the defaults are the ones ``npembed train`` uses)."""
+
+    dim: int = 128
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 3e-3
+    optimizer: str = "adam"
+    seed: int = 0
+    patience: int = 3
+    split_seed: int = 0
+
+    def check(self) -> "TrainConfig":
+        check_positive_int(self.dim, "dim")
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_float(self.lr, "lr")
+        check_positive_int(self.patience, "patience")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)}; got {self.optimizer!r}.")
+        for name in ("seed", "split_seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"`{name}` must be a non-negative integer; got {v!r}.")
+        return self
+
+
+@dataclass
+class Prepared:
+    """The task built from baskets: vocabulary, training examples, held-out valid and test sets."""
+
+    vocab: Vocab
+    train: Examples
+    valid: Examples
+    test: Examples
+    encoded_train: list
+    sizes: dict = field(default_factory=dict)
+
+
+def prepare(baskets: Baskets, split_seed: int = 0) -> Prepared:
+    """Split, build the vocabulary from training baskets, and draw the held-out items."""
+    n = len(baskets)
+    if n < 3:
+        raise ValueError(f"need at least 3 baskets to split into train, valid and test; got {n}.")
+    tr, va, te = split_indices(n, split_seed)
+    train_b = [baskets.baskets[i] for i in tr]
+    vocab = Vocab.from_baskets(train_b)
+    if len(vocab) < 2:
+        raise ValueError(f"the training baskets hold {len(vocab)} distinct item(s); at least 2 are needed.")
+    pad = len(vocab)
+    enc_tr = encode_baskets(train_b, vocab)
+    valid = heldout_examples(encode_baskets([baskets.baskets[i] for i in va], vocab), np.random.default_rng(split_seed + 2), pad)
+    test = heldout_examples(encode_baskets([baskets.baskets[i] for i in te], vocab), np.random.default_rng(split_seed + 1), pad)
+    train = training_examples(enc_tr, pad)
+    sizes = {
+        "baskets": n,
+        "train_baskets": len(tr),
+        "valid_baskets": len(va),
+        "test_baskets": len(te),
+        "valid_evaluated": len(valid),
+        "test_evaluated": len(test),
+        "items": len(vocab),
+        "train_examples": len(train),
+    }
+    return Prepared(vocab, train, valid, test, enc_tr, sizes)
+
+
+def _model_scorer(model: BasketModel) -> Callable[[np.ndarray], np.ndarray]:
+    return model.forward
+
+
+def fit(
+    model: BasketModel,
+    data: Prepared,
+    config: TrainConfig,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Minibatch training with validation after each epoch; the best epoch's weights are kept.
+
+    Stops early after ``config.patience`` epochs without a better valid Recall@10. Returns one
+    record per epoch (loss, valid metrics, seconds, examples/s).
+    """
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(config.seed + 1)  # shuffling; config.seed itself seeds the weights
+    opt = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr)
+    loss_fn = SoftmaxCrossEntropy()
+    n = len(data.train)
+    bs = config.batch_size
+    history: list[dict] = []
+    best, best_state, stale = -np.inf, model.state(), 0
+    for epoch in range(1, config.epochs + 1):
+        order = rng.permutation(n)
+        t0 = time.perf_counter()
+        total, seen = 0.0, 0
+        bar = tqdm(total=n, desc=f"epoch {epoch}/{config.epochs}", unit="ex", unit_scale=True, disable=not progress, leave=True)
+        for start in range(0, n, bs):
+            rows = order[start : start + bs]
+            ctx, tgt = data.train.batch(rows)
+            opt.zero_grad()
+            logits = model.forward(ctx)
+            loss = loss_fn(logits, tgt)
+            model.backward(loss_fn.backward())
+            opt.step()
+            total += loss * len(rows)
+            seen += len(rows)
+            bar.update(len(rows))
+            if (start // bs) % 50 == 0:
+                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+        seconds = time.perf_counter() - t0
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+        bar.close()
+        valid = ranking_metrics(_model_scorer(model), data.valid)
+        rec = {
+            "epoch": epoch,
+            "loss": total / seen,
+            "valid_recall@10": valid["recall@10"],
+            "valid_mrr": valid["mrr"],
+            "seconds": seconds,
+            "examples_per_second": seen / seconds,
+        }
+        history.append(rec)
+        log.info(
+            "epoch %d: loss %.4f, valid recall@10 %.4f, mrr %.4f, %.1fs (%.0f examples/s)",
+            epoch, rec["loss"], rec["valid_recall@10"], rec["valid_mrr"], seconds, rec["examples_per_second"],
+        )
+        if on_epoch is not None:
+            on_epoch(rec)
+        score = valid["recall@10"] if np.isfinite(valid["recall@10"]) else -rec["loss"]
+        if score > best:
+            best, best_state, stale = score, model.state(), 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                log.info("no better valid recall@10 for %d epochs: stopping", stale)
+                break
+    model.load_state(best_state)
+    return history
+
+
+def train_baskets(
+    baskets: Baskets, config: TrainConfig | None = None, progress: bool = True
+) -> tuple[TrainedModel, dict]:
+    """Everything ``npembed train`` does before writing: prepare, baselines, fit, test metrics.
+
+    Returns the trained model and the metrics dictionary written to ``metrics.json``.
+    """
+    config = (config or TrainConfig()).check()
+    t_start = time.perf_counter()
+    data = prepare(baskets, config.split_seed)
+    log.info("%s", data.sizes)
+    V = len(data.vocab)
+    baselines = {
+        "popularity": ranking_metrics(popularity_scorer(data.encoded_train, V), data.test),
+        "cooccurrence": ranking_metrics(cooccurrence_scorer(data.encoded_train, V), data.test),
+    }
+    model = BasketModel(V, config.dim, rng=config.seed)
+    t_fit = time.perf_counter()
+    history = fit(model, data, config, progress=progress)
+    fit_seconds = time.perf_counter() - t_fit
+    test = ranking_metrics(_model_scorer(model), data.test)
+    best = max(history, key=lambda r: r["valid_recall@10"] if np.isfinite(r["valid_recall@10"]) else -r["loss"])
+    trained_examples = sum(len(data.train) for _ in history)
+    metrics = {
+        "model": {"recall@10": test["recall@10"], "mrr": test["mrr"]},
+        "baselines": {name: {"recall@10": m["recall@10"], "mrr": m["mrr"]} for name, m in baselines.items()},
+        "test_baskets_evaluated": test["n"],
+        "valid": {"recall@10": best["valid_recall@10"], "mrr": best["valid_mrr"]},
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "train_seconds": fit_seconds,
+        "examples_per_second": trained_examples / sum(r["seconds"] for r in history),
+        "total_seconds": time.perf_counter() - t_start,
+        "sizes": data.sizes,
+    }
+    config_out = {
+        "hyperparameters": asdict(config),
+        "data": {"source": baskets.source, **{k: v for k, v in baskets.stats.items()}},
+        "history": history,
+        "model": "Embedding(num_items + 1, dim, padding_idx=num_items) -> MeanPool -> Linear(dim, num_items) -> softmax",
+    }
+    return TrainedModel(model, data.vocab, config_out, metrics), metrics

@@ -1,0 +1,125 @@
+"""Each compiled kernel against a plain NumPy or loop reference, serial and parallel paths alike."""
+
+import numpy as np
+import pytest
+
+from npembed import kernels
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def path(request, monkeypatch):
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 1 << 62 if request.param == "serial" else 0)
+    return request.param
+
+
+def test_gather_rows_matches_fancy_indexing(rng, path):
+    w = rng.standard_normal((50, 7)).astype(np.float32)
+    ids = rng.integers(0, 50, size=333)
+    np.testing.assert_array_equal(kernels.gather_rows(w, ids), w[ids])
+
+
+def test_gather_rows_empty(rng, path):
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    assert kernels.gather_rows(w, np.empty(0, np.int64)).shape == (0, 3)
+
+
+def _coalesce_reference(ids, rows, skip):
+    out = {}
+    for i, r in zip(ids, rows):
+        if i == skip:
+            continue
+        out[int(i)] = out.get(int(i), 0) + r.astype(np.float64)
+    keys = sorted(out)
+    return np.array(keys, dtype=np.int64), np.array([out[k] for k in keys]).reshape(len(keys), rows.shape[1])
+
+
+def test_coalesce_rows_sums_repeated_ids_and_skips_padding(rng):
+    ids = rng.integers(0, 9, size=200)
+    rows = rng.standard_normal((200, 4))
+    uniq, summed = kernels.coalesce_rows(ids, rows, skip=3)
+    ref_u, ref_s = _coalesce_reference(ids, rows, 3)
+    np.testing.assert_array_equal(uniq, ref_u)
+    np.testing.assert_allclose(summed, ref_s, rtol=1e-12, atol=1e-12)
+    assert 3 not in uniq
+
+
+def test_coalesce_rows_is_exact_for_repeated_integers():
+    # Every repeat must land: 1000 copies of the same id sum to exactly 1000.
+    ids = np.zeros(1000, dtype=np.int64)
+    rows = np.ones((1000, 2), dtype=np.float32)
+    uniq, summed = kernels.coalesce_rows(ids, rows)
+    assert uniq.tolist() == [0]
+    assert summed.tolist() == [[1000.0, 1000.0]]
+
+
+def test_coalesce_rows_all_skipped():
+    uniq, summed = kernels.coalesce_rows(np.array([2, 2]), np.ones((2, 3)), skip=2)
+    assert uniq.shape == (0,) and summed.shape == (0, 3)
+
+
+def test_masked_mean_and_backward_match_reference(rng, path):
+    x = rng.standard_normal((6, 5, 3))
+    mask = rng.random((6, 5)) < 0.6
+    mask[2] = False  # an empty row pools to zeros
+    out, counts = kernels.masked_mean(x, mask)
+    ref = np.zeros((6, 3))
+    for b in range(6):
+        if mask[b].any():
+            ref[b] = x[b][mask[b]].mean(axis=0)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    assert counts.tolist() == mask.sum(1).tolist()
+    g = rng.standard_normal((6, 3))
+    gx = kernels.masked_mean_backward(g, mask, counts)
+    ref_gx = np.where(mask[..., None], g[:, None, :] / np.maximum(counts, 1)[:, None, None], 0.0)
+    np.testing.assert_allclose(gx, ref_gx, rtol=1e-12)
+
+
+def test_sgd_rows(rng, path):
+    w = rng.standard_normal((10, 4))
+    ref = w.copy()
+    idx = np.array([1, 4, 7])
+    rows = rng.standard_normal((3, 4))
+    kernels.sgd_rows(w, idx, rows, 0.5)
+    ref[idx] -= 0.5 * rows
+    np.testing.assert_allclose(w, ref, rtol=1e-15)
+
+
+def test_adam_rows_touches_only_given_rows(rng, path):
+    w = rng.standard_normal((10, 4))
+    m = rng.standard_normal((10, 4)) * 0.1
+    v = rng.random((10, 4)) * 0.1
+    w0, m0, v0 = w.copy(), m.copy(), v.copy()
+    idx = np.array([0, 5])
+    g = rng.standard_normal((2, 4))
+    kernels.adam_rows(w, m, v, idx, g, 0.9, 0.999, 1e-8, 0.01)
+    em = m0[idx] + (g - m0[idx]) * 0.1
+    ev = v0[idx] + (g * g - v0[idx]) * 0.001
+    np.testing.assert_allclose(m[idx], em, rtol=1e-12)
+    np.testing.assert_allclose(v[idx], ev, rtol=1e-12)
+    np.testing.assert_allclose(w[idx], w0[idx] - 0.01 * em / (np.sqrt(ev) + 1e-8), rtol=1e-12)
+    others = np.setdiff1d(np.arange(10), idx)
+    np.testing.assert_array_equal(w[others], w0[others])
+    np.testing.assert_array_equal(m[others], m0[others])
+
+
+def test_serial_and_parallel_give_the_same_bits(rng, monkeypatch):
+    w = rng.standard_normal((300, 16)).astype(np.float32)
+    ids = rng.integers(0, 300, size=(64, 9))
+    x = kernels.gather_rows(w, ids.ravel()).reshape(64, 9, 16)
+    mask = rng.random((64, 9)) < 0.7
+    results = []
+    for threshold in (1 << 62, 0):
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", threshold)
+        out, counts = kernels.masked_mean(x, mask)
+        back = kernels.masked_mean_backward(out, mask, counts)
+        results.append((kernels.gather_rows(w, ids.ravel()), out, back))
+    for a, b in zip(*results):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_ordered_pairs_lists_every_ordered_pair_inside_baskets():
+    flat = np.array([3, 1, 2, 5, 4])
+    offsets = np.array([0, 3, 3, 5])  # baskets [3,1,2], [], [5,4]
+    keys = kernels.ordered_pairs(flat, offsets, 10)
+    expected = sorted(a * 10 + b for basket in ([3, 1, 2], [5, 4]) for a in basket for b in basket if a != b)
+    assert sorted(keys.tolist()) == expected
