@@ -10,3 +10,15 @@ def rng():
 def torch_or_skip():
     """Import torch, or skip with a visible reason (CI installs it from the test extras)."""
     return pytest.importorskip("torch", reason="torch is not installed: `pip install -e '.[test]'` brings torch==2.13.0")
+
+
+@pytest.fixture
+def shared_data():
+    """The team's shared data folder beside the checkout (skips where it is absent)."""
+    import pathlib
+
+    here = pathlib.Path(__file__).resolve().parents[1]
+    for cand in (here.parent / "shared" / "data", here / "shared" / "data"):
+        if cand.exists():
+            return cand
+    pytest.skip("../shared/data is not present beside this checkout")

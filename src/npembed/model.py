@@ -100,6 +100,21 @@ class BasketModel:
         return self.embedding.weight.data[: self.num_items]
 
 
+def topk(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first; ties go to the lower index (deterministic).
+
+    A partial sort finds the k-th score; every candidate tied with it is kept before the final
+    ordering, so which of several equal items is returned never depends on the partition.
+    """
+    k = min(int(k), int(np.sum(scores > -np.inf)))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    cand = np.flatnonzero(scores >= kth)
+    order = np.lexsort((cand, -scores[cand]))
+    return cand[order[:k]]
+
+
 def _cosine_topn(vectors: np.ndarray, query: np.ndarray, topn: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(vectors, axis=1)
     qn = np.linalg.norm(query)
@@ -108,11 +123,7 @@ def _cosine_topn(vectors: np.ndarray, query: np.ndarray, topn: int, exclude: np.
     denom = norms * qn
     sims = np.divide(dots, denom, out=np.zeros_like(dots, dtype=np.float64), where=denom > 0)
     sims[exclude] = -np.inf
-    k = min(topn, len(sims) - len(np.unique(exclude)))
-    if k <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    top = np.argpartition(-sims, k - 1)[:k]
-    top = top[np.lexsort((top, -sims[top]))]
+    top = topk(sims, topn)
     return top, sims[top]
 
 
@@ -169,11 +180,7 @@ class TrainedModel:
         probs = np.exp(logits)
         probs /= probs.sum()
         probs[ids] = -np.inf
-        k = min(int(topn), self.model.num_items - len(ids))
-        if k <= 0:
-            return []
-        top = np.argpartition(-probs, k - 1)[:k]
-        top = top[np.lexsort((top, -probs[top]))]
+        top = topk(probs, topn)
         return [(self.vocab.index_to_key[t], float(probs[t])) for t in top]
 
     def __repr__(self) -> str:

@@ -38,9 +38,9 @@ class TrainConfig:
     """Hyperparameters of the main job (the defaults are the ones ``npembed train`` uses)."""
 
     dim: int = 128
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 256
-    lr: float = 3e-3
+    lr: float = 1e-3
     optimizer: str = "adam"
     seed: int = 0
     patience: int = 3

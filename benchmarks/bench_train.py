@@ -1,0 +1,134 @@
+"""Main job speed: npembed against the same model written in PyTorch, side by side in one process.
+
+Both train `Embedding(V+1, d, padding_idx=V) -> mean over context -> Linear(d, V) -> softmax
+cross-entropy` with Adam (PyTorch: `SparseAdam` on the sparse table, `Adam` on the output layer, as
+npembed does), batch 256, on the bundled recipes' training examples in the same shuffled order.
+
+    python benchmarks/bench_train.py [--epochs 2] [--threads 2] [--json out.json]
+
+Prints examples/s for each and the ratio, plus test Recall@10 after the same number of epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def torch_model(torch, V, d, seed):
+    torch.manual_seed(seed)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(V + 1, d, padding_idx=V, sparse=True)
+            self.out = torch.nn.Linear(d, V)
+
+        def forward(self, ctx):
+            mask = (ctx != V).unsqueeze(-1).to(torch.float32)
+            h = (self.emb(ctx) * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return self.out(h)
+
+    return Net()
+
+
+def run_torch(torch, data, order, epochs, d, lr, bs, seed):
+    V = len(data.vocab)
+    net = torch_model(torch, V, d, seed)
+    opt_sparse = torch.optim.SparseAdam(list(net.emb.parameters()), lr=lr)
+    opt_dense = torch.optim.Adam(list(net.out.parameters()), lr=lr)
+    ctx_all = torch.from_numpy(data.train.contexts)
+    tgt_all = torch.from_numpy(data.train.targets)
+    lengths = data.train.lengths
+    n = len(data.train)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for start in range(0, n, bs):
+            rows = order[start : start + bs]
+            width = int(lengths[rows].max())
+            idx = torch.from_numpy(rows)
+            ctx = ctx_all[idx, :width]
+            tgt = tgt_all[idx]
+            opt_sparse.zero_grad()
+            opt_dense.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(ctx), tgt)
+            loss.backward()
+            opt_sparse.step()
+            opt_dense.step()
+    seconds = time.perf_counter() - t0
+    from npembed.heldout import ranking_metrics
+
+    with torch.no_grad():
+        test = ranking_metrics(lambda c: net(torch.from_numpy(c)).numpy(), data.test)
+    return epochs * n / seconds, test
+
+
+def run_npembed(data, order, epochs, d, lr, bs, seed):
+    from npembed import Adam, BasketModel, SoftmaxCrossEntropy
+    from npembed.heldout import ranking_metrics
+
+    model = BasketModel(len(data.vocab), d, rng=seed)
+    opt = Adam(model.parameters(), lr=lr)
+    loss_fn = SoftmaxCrossEntropy()
+    n = len(data.train)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for start in range(0, n, bs):
+            ctx, tgt = data.train.batch(order[start : start + bs])
+            opt.zero_grad()
+            loss_fn(model(ctx), tgt)
+            model.backward(loss_fn.backward())
+            opt.step()
+    seconds = time.perf_counter() - t0
+    return epochs * n / seconds, ranking_metrics(model.forward, data.test)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    import numba
+    import torch
+
+    from npembed import load_recipes
+    from npembed.train import prepare
+
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+    data = prepare(load_recipes())
+    order = np.random.default_rng(1).permutation(len(data.train))
+    # Warm up both (numba loads its cached kernels, torch its allocator) on a few batches.
+    warm = order[: 256 * 5]
+    run_npembed(data, warm, 1, args.dim, 1e-3, 256, 0)
+    results = {}
+    ours_eps, ours_test = run_npembed(data, order, args.epochs, args.dim, 1e-3, 256, 0)
+    torch_eps, torch_test = run_torch(torch, data, order, args.epochs, args.dim, 1e-3, 256, 0)
+    results = {
+        "threads": args.threads,
+        "epochs": args.epochs,
+        "npembed_examples_per_s": ours_eps,
+        "torch_examples_per_s": torch_eps,
+        "ratio": ours_eps / torch_eps,
+        "npembed_test": ours_test,
+        "torch_test": torch_test,
+        "torch_version": torch.__version__,
+    }
+    print(f"{'':<10}{'examples/s':>12}{'test R@10':>11}{'test MRR':>10}")
+    print(f"{'npembed':<10}{ours_eps:>12,.0f}{ours_test['recall@10']:>11.4f}{ours_test['mrr']:>10.4f}")
+    print(f"{'pytorch':<10}{torch_eps:>12,.0f}{torch_test['recall@10']:>11.4f}{torch_test['mrr']:>10.4f}")
+    print(f"ratio npembed / pytorch: {ours_eps / torch_eps:.2f}x ({args.threads} threads, {args.epochs} epochs each)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+import gzip
+import hashlib
+
+import pytest
+
+from npembed import FormatError, load_recipes, read_baskets
+
+
+def _write(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return p
+
+
+def test_tab_separated_lines_with_spaces_in_names(tmp_path):
+    p = _write(tmp_path, "b.txt", "olive oil\tgarlic\tsea salt\nbread\tbutter\n")
+    b = read_baskets(p)
+    assert b.baskets == [["olive oil", "garlic", "sea salt"], ["bread", "butter"]]
+    assert b.stats["separator"] == "\t" and b.lines == [1, 2]
+
+
+def test_comma_then_whitespace_detection(tmp_path):
+    assert read_baskets(_write(tmp_path, "c.txt", "a b,c\nd,e\n")).baskets == [["a b", "c"], ["d", "e"]]
+    w = read_baskets(_write(tmp_path, "w.txt", "a  b\tc\n"))  # a tab anywhere wins
+    assert w.baskets == [["a  b", "c"]]
+    s = read_baskets(_write(tmp_path, "s.txt", "a  b   c\nd e\n"))
+    assert s.baskets == [["a", "b", "c"], ["d", "e"]] and s.stats["separator"] == "whitespace"
+
+
+def test_sep_override(tmp_path):
+    p = _write(tmp_path, "x.txt", "a;b,c;d\n")
+    assert read_baskets(p, sep=";").baskets == [["a", "b,c", "d"]]
+    spaced = _write(tmp_path, "sp.txt", "a\tb c\n")
+    assert read_baskets(spaced, sep=" ").baskets == [["a", "b", "c"]]
+    with pytest.raises(ValueError, match="`sep` must not be empty"):
+        read_baskets(p, sep="")
+
+
+def test_blank_lines_short_baskets_and_duplicates_are_counted(tmp_path):
+    p = _write(tmp_path, "d.txt", "a,b,a,c\n\n   \nsolo\nx,x\nd,e\r\n")
+    b = read_baskets(p)
+    assert b.baskets == [["a", "b", "c"], ["d", "e"]]
+    assert b.lines == [1, 6]
+    assert b.stats["blank_lines"] == 2
+    assert b.stats["short_baskets"] == 2  # "solo" and "x,x" (one distinct item)
+    assert b.stats["duplicate_items"] == 2
+
+
+def test_empty_fields_are_skipped(tmp_path):
+    b = read_baskets(_write(tmp_path, "e.txt", "a,,b,\n"))
+    assert b.baskets == [["a", "b"]] and b.stats["empty_items"] == 2
+
+
+def test_undecodable_bytes_name_the_line(tmp_path):
+    p = _write(tmp_path, "u.txt", b"a,b\nc,d\ncaf\xe9,tea\n")
+    with pytest.raises(FormatError, match=r"u.txt, line 3: cannot decode byte 0xe9 at column 4 as utf-8\. Pass the file's encoding"):
+        read_baskets(p)
+    assert read_baskets(p, encoding="latin-1").baskets[2] == ["café", "tea"]
+    with pytest.raises(ValueError, match="`encoding` must be a codec Python knows; got 'nope'"):
+        read_baskets(p, encoding="nope")
+
+
+def test_nothing_usable_is_an_error(tmp_path):
+    with pytest.raises(FormatError, match=r"no basket with at least 2 distinct items was found \(1 shorter basket\(s\), 1 blank line\(s\)\)"):
+        read_baskets(_write(tmp_path, "n.txt", "only\n\n"))
+    with pytest.raises(FormatError, match="no basket with at least 2"):
+        read_baskets(_write(tmp_path, "empty.txt", ""))
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data file not found: .*nope.txt"):
+        read_baskets(tmp_path / "nope.txt")
+    with pytest.raises(IsADirectoryError, match="`--data` must be a file; got the folder"):
+        read_baskets(tmp_path)
+
+
+def test_gzip_is_read_and_a_damaged_one_reported(tmp_path):
+    p = _write(tmp_path, "g.txt.gz", gzip.compress(b"a\tb\n"))
+    assert read_baskets(p).baskets == [["a", "b"]]
+    bad = _write(tmp_path, "bad.gz", gzip.compress(b"a\tb\n" * 100)[:20])
+    with pytest.raises(FormatError, match="gzip stream is damaged or cut short"):
+        read_baskets(bad)
+
+
+def test_csv_long_format_groups_rows_by_basket(tmp_path):
+    p = _write(tmp_path, "orders.csv", "order,product,qty\n1,milk,2\n2,bread,1\n1,eggs,12\n2,jam,1\n1,milk,1\n3,solo,1\n")
+    b = read_baskets(p)
+    assert b.baskets == [["milk", "eggs"], ["bread", "jam"]]
+    assert b.lines == [2, 3]
+    assert b.stats["duplicate_items"] == 1 and b.stats["short_baskets"] == 1
+    by_name = read_baskets(p, basket_col="order", item_col="product")
+    assert by_name.baskets == b.baskets
+    by_index = read_baskets(p, format="csv", basket_col="0", item_col=1)
+    assert by_index.baskets == b.baskets
+
+
+def test_csv_quoted_fields_and_other_separator(tmp_path):
+    p = _write(tmp_path, "q.csv", 'user;item\nu1;"salt; coarse"\nu1;pepper\n')
+    assert read_baskets(p, sep=";").baskets == [["salt; coarse", "pepper"]]
+
+
+def test_csv_errors_name_the_problem(tmp_path):
+    p = _write(tmp_path, "o.csv", "order,product\n1,milk\n1,eggs\n")
+    with pytest.raises(FormatError, match=r"o.csv, line 1: item column 'sku' is not in the header; the columns are \['order', 'product'\]"):
+        read_baskets(p, item_col="sku")
+    with pytest.raises(FormatError, match=r"basket column index 5 is out of range; the header has 2 columns"):
+        read_baskets(p, basket_col=5)
+    with pytest.raises(FormatError, match="the basket and item columns must differ; both are 'order'"):
+        read_baskets(p, basket_col="order", item_col="order")
+    ragged = _write(tmp_path, "r.csv", "a,b,c\nd\ne,f\n")
+    with pytest.raises(FormatError, match=r"r.csv, line 2: this row has 1 field\(s\) but the 'b' column is number 2\. If this file holds one basket per line, pass --format lines"):
+        read_baskets(ragged)
+    one_col = _write(tmp_path, "one.csv", "items\nmilk\n")
+    with pytest.raises(FormatError, match=r"the CSV header has 1 column\(s\) \['items'\]; it needs a basket column and an item column"):
+        read_baskets(one_col)
+    with pytest.raises(FormatError, match="the file is empty; a CSV needs a header row"):
+        read_baskets(_write(tmp_path, "z.csv", ""))
+    blank_id = _write(tmp_path, "bid.csv", "o,p\n,milk\n")
+    with pytest.raises(FormatError, match=r"line 2: the basket id \(column 'o'\) is empty"):
+        read_baskets(blank_id)
+
+
+def test_option_conflicts(tmp_path):
+    p = _write(tmp_path, "b.txt", "a,b\n")
+    with pytest.raises(ValueError, match=r"`format` must be one of \('auto', 'lines', 'csv'\); got 'json'"):
+        read_baskets(p, format="json")
+    with pytest.raises(ValueError, match="`basket_col` / `item_col` apply to CSV files only"):
+        read_baskets(p, basket_col="x")
+    with pytest.raises(ValueError, match="`skip_fields` applies to the lines layout only"):
+        read_baskets(p, format="csv", skip_fields=1)
+
+
+def test_groceries_file_reads_as_lines(shared_data):
+    b = read_baskets(shared_data / "groceries-hahsler2006" / "groceries.csv", format="lines")
+    assert len(b) + b.stats["short_baskets"] == 9835
+    assert b.baskets[0] == ["citrus fruit", "semi-finished bread", "margarine", "ready soups"]
+
+
+def test_bundled_recipes_match_the_reference_protocol(shared_data):
+    b = load_recipes()
+    assert len(b) == 57320  # 57,691 lines minus 371 one-item recipes, as in the reference figures
+    assert b.baskets[0] == ["egg", "yeast", "wheat", "milk", "lard"]
+    from importlib import resources
+
+    raw = gzip.decompress(resources.files("npembed").joinpath("data").joinpath("recipes.tsv.gz").read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == "760daa6e73685bf014bdbce0fec9481b072974dab748b0f55f5e6130095fd3e3"
+    src = shared_data / "flavor-network-ahn2011"
+    if src.exists():
+        upstream = b"".join((src / f).read_bytes() for f in ("allr_recipes.txt", "epic_recipes.txt", "menu_recipes.txt"))
+        assert raw == upstream

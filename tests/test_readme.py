@@ -1,0 +1,43 @@
+"""The README's Python examples run as written, and its commands match .ci/run."""
+
+import pathlib
+import re
+
+import pytest
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _blocks(lang):
+    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
+    if not README.exists():
+        pytest.skip("README.md not beside the tests")
+    blocks = _blocks("python")
+    assert len(blocks) >= 3
+    from npembed import BasketModel, TrainedModel, Vocab, save_model
+
+    # The load example needs a model folder: save a small one where the README expects it.
+    monkeypatch.chdir(tmp_path)
+    vocab = Vocab(["garlic", "onion", "tomato", "basil", "salt", "egg", "flour"])
+    save_model(TrainedModel(BasketModel(len(vocab), 8, rng=0), vocab), "npembed-model")
+    scope: dict = {}
+    for code in blocks:
+        exec(compile(code, str(README), "exec"), scope)
+    out = capsys.readouterr().out
+    assert "(2, 3, 64)" in out
+    assert "[ 3  5  7 12] (4, 64)" in out
+    assert "got -1 at position (1, 1)" in out
+    assert "step 2: loss" in out
+
+
+def test_readme_commands_are_the_ones_ci_runs():
+    if not README.exists():
+        pytest.skip("README.md not beside the tests")
+    bash = _blocks("bash")
+    assert "pip install . && npembed train" in bash[0]
+    assert "pip install '.[test]' && python -m pytest -q" in bash[1]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "pip install -q '.[test]'" in ci and "python -m pytest -q" in ci
