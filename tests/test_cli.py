@@ -72,6 +72,13 @@ def test_neighbors_and_recommend_answer_from_the_saved_model(trained_dir, capsys
     assert len(keys) == 3 and not {"garlic", "onion"} & set(keys)
 
 
+def test_query_option_errors(trained_dir, capsys):
+    assert main(["neighbors", "--model", str(trained_dir), "garlic", "--topn", "-1"]) == 2
+    assert "--topn must be >= 0; got -1" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(trained_dir), "garlic", "--min-count", "-1"]) == 2
+    assert "--min-count must be >= 0; got -1" in capsys.readouterr().err
+
+
 def test_unknown_item_says_so_and_suggests(trained_dir, capsys):
     assert main(["neighbors", "--model", str(trained_dir), "garlik"]) == 2
     err = capsys.readouterr().err

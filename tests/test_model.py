@@ -147,3 +147,13 @@ def test_neighbors_by_cosine_and_recommend_excludes_the_basket():
         tm.recommend([])
     with pytest.raises(ValueError, match="`topn` must be a non-negative integer; got -1"):
         tm.neighbors("item0", topn=-1)
+    with pytest.raises(ValueError, match="`min_count` must be a non-negative integer; got -2"):
+        tm.neighbors("item0", min_count=-2)
+
+
+def test_min_count_leaves_rare_items_out_of_answers():
+    tm = _trained()  # counts 6, 5, 4, 3, 2, 1 for item0 .. item5
+    assert {k for k, _ in tm.neighbors("item0", topn=10, min_count=3)} == {"item1", "item2", "item3"}
+    assert {k for k, _ in tm.recommend(["item5"], topn=10, min_count=4)} == {"item0", "item1", "item2"}
+    # A rare item may still be asked about.
+    assert len(tm.neighbors("item5", topn=10, min_count=3)) == 4

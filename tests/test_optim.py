@@ -32,7 +32,7 @@ def _run_torch(torch, opt_name, w0, steps, sparse, **kw):
     opt = getattr(torch.optim, opt_name)([t], **kw)
     for ids, rows in steps:
         opt.zero_grad()
-        g = torch.sparse_coo_tensor(torch.tensor(ids)[None, :], torch.tensor(rows), w0.shape).coalesce()
+        g = torch.sparse_coo_tensor(torch.tensor(ids)[None, :], torch.tensor(rows), w0.shape, check_invariants=True).coalesce()
         t.grad = g if sparse else g.to_dense()
         opt.step()
     return t.detach().numpy()

@@ -56,6 +56,8 @@ def _add_train(sub) -> None:
     h.add_argument("--batch-size", type=int, default=d.batch_size, help=f"examples per step (default {d.batch_size})")
     h.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     h.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer, help=f"(default {d.optimizer})")
+    h.add_argument("--init", choices=["uniform", "normal", "xavier_uniform", "zeros"], default=d.init,
+                   help=f"table initialiser (default {d.init}: U(-0.05, 0.05))")
     h.add_argument("--patience", type=int, default=d.patience,
                    help=f"stop after this many epochs without a better valid Recall@10 (default {d.patience})")
     h.add_argument("--seed", type=int, default=d.seed, help="seeds the weights and the shuffling (default 0)")
@@ -72,6 +74,8 @@ def _add_query(sub, name: str, help: str) -> None:
     p = sub.add_parser(name, help=help, description=help)
     p.add_argument("--model", default=DEFAULT_OUT, metavar="DIR", help=f"model folder (default ./{DEFAULT_OUT})")
     p.add_argument("--topn", type=int, default=10, help="how many items to print (default 10)")
+    p.add_argument("--min-count", type=int, default=5,
+                   help="only show items seen in at least this many training baskets (default 5, as word2vec's min_count)")
     p.add_argument("keys", nargs="+", metavar="ITEM", help="item name(s)")
     p.set_defaults(func=_cmd_neighbors if name == "neighbors" else _cmd_recommend)
 
@@ -110,7 +114,7 @@ def _cmd_train(args) -> int:
 
     config = TrainConfig(
         dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        seed=args.seed, patience=args.patience, split_seed=args.split_seed,
+        seed=args.seed, patience=args.patience, split_seed=args.split_seed, init=args.init,
     ).check()
     if args.skip_fields < 0:
         raise ValueError(f"--skip-fields must be >= 0; got {args.skip_fields}.")
@@ -171,13 +175,15 @@ def _load(args):
     return load_model(args.model)
 
 
-def _check_topn(topn: int) -> None:
-    if topn < 0:
-        raise ValueError(f"--topn must be >= 0; got {topn}.")
+def _check_topn(args) -> None:
+    if args.topn < 0:
+        raise ValueError(f"--topn must be >= 0; got {args.topn}.")
+    if args.min_count < 0:
+        raise ValueError(f"--min-count must be >= 0; got {args.min_count}.")
 
 
 def _cmd_neighbors(args) -> int:
-    _check_topn(args.topn)
+    _check_topn(args)
     tm = _load(args)
     for k in args.keys:
         tm.vocab.lookup(k)  # fail on any unknown key before printing anything
@@ -185,15 +191,15 @@ def _cmd_neighbors(args) -> int:
         if i:
             print()
         print(f"nearest to {k}:")
-        for key, score in tm.neighbors(k, args.topn):
+        for key, score in tm.neighbors(k, args.topn, min_count=args.min_count):
             print(f"  {score:7.4f}  {key}")
     return 0
 
 
 def _cmd_recommend(args) -> int:
-    _check_topn(args.topn)
+    _check_topn(args)
     tm = _load(args)
-    recs = tm.recommend(args.keys, args.topn)
+    recs = tm.recommend(args.keys, args.topn, min_count=args.min_count)
     print(f"to add to {' + '.join(args.keys)}:")
     for key, p in recs:
         print(f"  {p:7.4f}  {key}")

@@ -115,6 +115,11 @@ def topk(scores: np.ndarray, k: int) -> np.ndarray:
     return cand[order[:k]]
 
 
+def _check_topn(topn) -> None:
+    if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
+        raise ValueError(f"`topn` must be a non-negative integer; got {topn!r}.")
+
+
 def _cosine_topn(vectors: np.ndarray, query: np.ndarray, topn: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(vectors, axis=1)
     qn = np.linalg.norm(query)
@@ -155,31 +160,42 @@ class TrainedModel:
     def vector(self, key: str) -> np.ndarray:
         return self.vectors[self.vocab.lookup(key)]
 
-    def neighbors(self, key: str, topn: int = 10) -> list[tuple[str, float]]:
-        """The ``topn`` items whose vectors have the highest cosine similarity to ``key``'s."""
-        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
-            raise ValueError(f"`topn` must be a non-negative integer; got {topn!r}.")
+    def _rare(self, min_count: int) -> np.ndarray:
+        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 0:
+            raise ValueError(f"`min_count` must be a non-negative integer; got {min_count!r}.")
+        return np.flatnonzero(self.vocab.counts < min_count)
+
+    def neighbors(self, key: str, topn: int = 10, min_count: int = 1) -> list[tuple[str, float]]:
+        """The ``topn`` items whose vectors have the highest cosine similarity to ``key``'s.
+
+        Items seen in fewer than ``min_count`` training baskets are left out: their vectors are
+        made of a handful of updates (the CLI uses 5, word2vec's default ``min_count``).
+        """
+        _check_topn(topn)
         i = self.vocab.lookup(key)
-        top, sims = _cosine_topn(self.vectors, self.vectors[i], int(topn), np.array([i]))
+        exclude = np.concatenate([[i], self._rare(min_count)]).astype(np.int64)
+        top, sims = _cosine_topn(self.vectors, self.vectors[i], int(topn), exclude)
         return [(self.vocab.index_to_key[t], float(s)) for t, s in zip(top, sims)]
 
-    def recommend(self, keys: Sequence[str], topn: int = 10) -> list[tuple[str, float]]:
+    def recommend(self, keys: Sequence[str], topn: int = 10, min_count: int = 1) -> list[tuple[str, float]]:
         """The ``topn`` items most likely to complete the basket ``keys``, with their probabilities.
 
-        Items already in ``keys`` are never recommended.
+        Items already in ``keys`` are never recommended, nor items seen in fewer than
+        ``min_count`` training baskets.
         """
         if isinstance(keys, str):
             keys = [keys]
         if not keys:
             raise ValueError("`keys` must name at least one item of the basket.")
-        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
-            raise ValueError(f"`topn` must be a non-negative integer; got {topn!r}.")
+        _check_topn(topn)
+        rare = self._rare(min_count)
         ids = np.unique([self.vocab.lookup(k) for k in keys])
         logits = self.model.forward(ids[None, :])[0].astype(np.float64)
         logits -= logits.max()
         probs = np.exp(logits)
         probs /= probs.sum()
         probs[ids] = -np.inf
+        probs[rare] = -np.inf
         top = topk(probs, topn)
         return [(self.vocab.index_to_key[t], float(probs[t])) for t in top]
 

@@ -31,6 +31,11 @@ __all__ = ["TrainConfig", "fit", "train_baskets", "Prepared", "prepare"]
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+# The table's initialiser for the main job. U(-0.05, 0.05) (Keras' default) rather than PyTorch's
+# N(0, 1): with N(0, 1) an item seen in a few hundred baskets keeps mostly its random start, and
+# its nearest neighbours are noise (measured: 26% of the top-10 neighbours share the item's food
+# category with N(0, 1), 38% with U(-0.05, 0.05), at the same test Recall@10).
+INITS = ("uniform", "normal", "xavier_uniform", "zeros")
 
 
 @dataclass
@@ -40,11 +45,12 @@ class TrainConfig:
     dim: int = 128
     epochs: int = 20
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 2e-3
     optimizer: str = "adam"
     seed: int = 0
     patience: int = 3
     split_seed: int = 0
+    init: str = "uniform"
 
     def check(self) -> "TrainConfig":
         check_positive_int(self.dim, "dim")
@@ -52,6 +58,8 @@ class TrainConfig:
         check_positive_int(self.batch_size, "batch_size")
         check_positive_float(self.lr, "lr")
         check_positive_int(self.patience, "patience")
+        if self.init not in INITS:
+            raise ValueError(f"`init` must be one of {sorted(INITS)}; got {self.init!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)}; got {self.optimizer!r}.")
         for name in ("seed", "split_seed"):
@@ -191,7 +199,7 @@ def train_baskets(
         "popularity": ranking_metrics(popularity_scorer(data.encoded_train, V), data.test),
         "cooccurrence": ranking_metrics(cooccurrence_scorer(data.encoded_train, V), data.test),
     }
-    model = BasketModel(V, config.dim, rng=config.seed)
+    model = BasketModel(V, config.dim, rng=config.seed, init=config.init)
     t_fit = time.perf_counter()
     history = fit(model, data, config, progress=progress)
     fit_seconds = time.perf_counter() - t_fit
