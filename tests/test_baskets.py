@@ -108,7 +108,7 @@ def test_csv_errors_name_the_problem(tmp_path):
     with pytest.raises(FormatError, match="the basket and item columns must differ; both are 'order'"):
         read_baskets(p, basket_col="order", item_col="order")
     ragged = _write(tmp_path, "r.csv", "a,b,c\nd\ne,f\n")
-    with pytest.raises(FormatError, match=r"r.csv, line 2: this row has 1 field\(s\) but the 'b' column is number 2\. If this file holds one basket per line, pass --format lines"):
+    with pytest.raises(FormatError, match=r"r.csv, line 2: this row has 1 field\(s\) but the header has 3\. If this file holds one basket per line, pass --format lines"):
         read_baskets(ragged)
     one_col = _write(tmp_path, "one.csv", "items\nmilk\n")
     with pytest.raises(FormatError, match=r"the CSV header has 1 column\(s\) \['items'\]; it needs a basket column and an item column"):
@@ -148,3 +148,60 @@ def test_bundled_recipes_match_the_reference_protocol(shared_data):
     if src.exists():
         upstream = b"".join((src / f).read_bytes() for f in ("allr_recipes.txt", "epic_recipes.txt", "menu_recipes.txt"))
         assert raw == upstream
+
+
+def test_csv_unterminated_quote_is_an_error_not_a_silent_merge(tmp_path):
+    rows = ["order,product"] + [f"{i},item{i % 7}" for i in range(100)]
+    rows[51] = '50,"white_wine'
+    p = _write(tmp_path, "q.csv", "\n".join(rows) + "\n")
+    with pytest.raises(FormatError, match=r"q.csv, line 52: malformed CSV in the row that starts here \(unexpected end of data\); is a quote left open\?"):
+        read_baskets(p)
+
+
+def test_csv_duplicate_header_name_and_separator_length(tmp_path):
+    p = _write(tmp_path, "d.csv", "id,id,item\n1,2,a\n")
+    with pytest.raises(FormatError, match="the header names column 'id' 2 times; rename one or choose columns by 0-based index"):
+        read_baskets(p, basket_col="id")
+    assert read_baskets(_write(tmp_path, "d2.csv", "id,id,item\n1,2,a\n1,2,b\n"), basket_col=1, item_col=2).baskets == [["a", "b"]]
+    with pytest.raises(ValueError, match="`sep` for a CSV file must be one character; got '::'"):
+        read_baskets(p, sep="::")
+
+
+def test_a_lines_file_named_csv_is_not_read_as_a_table(tmp_path):
+    p = _write(tmp_path, "g.csv", "milk,bread,eggs\nbeer,chips\ntea,milk,jam,butter\n")
+    with pytest.raises(FormatError, match=r"g.csv, line 2: this row has 2 field\(s\) but the header has 3\. If this file holds one basket per line, pass --format lines"):
+        read_baskets(p)
+    assert len(read_baskets(p, format="lines")) == 3
+
+
+def test_cr_only_line_endings(tmp_path):
+    b = read_baskets(_write(tmp_path, "mac.txt", "a,b\rc,d\r\re,f\r"))
+    assert b.baskets == [["a", "b"], ["c", "d"], ["e", "f"]] and b.lines == [1, 2, 4]
+
+
+def test_argument_types_are_checked(tmp_path):
+    p = _write(tmp_path, "b.txt", "a,b\n")
+    with pytest.raises(TypeError, match="`sep` must be a string such as"):
+        read_baskets(p, sep=3)
+    with pytest.raises(ValueError, match="`skip_fields` must be a non-negative integer; got -1"):
+        read_baskets(p, skip_fields=-1)
+    with pytest.raises(ValueError, match="`min_items` must be a positive integer; got 0"):
+        read_baskets(p, min_items=0)
+    with pytest.raises(ValueError, match="`encoding` must be a text encoding such as utf-8 or latin-1; got 'rot13'"):
+        read_baskets(p, encoding="rot13")
+
+
+def test_corrupt_gzip_body_is_a_format_error(tmp_path):
+    data = bytearray(gzip.compress(("\t".join(f"item{i}" for i in range(50)) + "\n").encode() * 50))
+    for k in range(20, 60):
+        data[k] ^= 0xFF
+    with pytest.raises(FormatError, match="gzip stream is damaged or cut short"):
+        read_baskets(_write(tmp_path, "c.txt.gz", bytes(data)))
+
+
+def test_wrong_separator_warns(tmp_path, caplog):
+    text = "a b c\n" * 10 + "d\te f\n"  # one stray tab makes the whole file tab-separated
+    with caplog.at_level("WARNING", logger="npembed"):
+        b = read_baskets(_write(tmp_path, "w.txt", text))
+    assert len(b) == 1
+    assert "10 of 11 baskets have fewer than 2 items and were dropped: is the separator right (detected '\\t'; pass --sep)?" in caplog.text

@@ -130,3 +130,64 @@ def test_python_dash_m_and_help():
     assert r.returncode == 0 and "train" in r.stdout and "neighbors" in r.stdout and "recommend" in r.stdout
     r = subprocess.run([sys.executable, "-m", "npembed", "train", "--dim", "x"], capture_output=True, text=True)
     assert r.returncode == 2 and "argument --dim: invalid int value: 'x'" in r.stderr
+
+
+def test_diverged_training_stops_with_a_hint_and_writes_nothing(recipes_slice, tmp_path, capsys):
+    out = tmp_path / "m"
+    rc = main(["train", "--data", str(recipes_slice), "--out", str(out), "--lr", "1e30", "--optimizer", "sgd", "--quiet", "--no-plot"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "training diverged. Lower the learning rate (--lr, now 1e+30)" in err
+    assert not out.exists()
+
+
+def test_bad_out_parent_is_refused_before_training(recipes_slice, tmp_path, capsys, monkeypatch):
+    import npembed.train
+
+    def must_not_train(*a, **k):
+        raise AssertionError("trained before checking --out")
+
+    monkeypatch.setattr(npembed.train, "train_baskets", must_not_train)
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    assert main(["train", "--data", str(recipes_slice), "--out", str(a_file / "model"), "--quiet"]) == 2
+    assert "cannot write the output folder" in capsys.readouterr().err
+    assert main(["train", "--data", str(recipes_slice), "--out", "/proc/npembed-model", "--quiet"]) == 2
+    assert "cannot write the output folder /proc/npembed-model" in capsys.readouterr().err
+
+
+def test_interrupt_and_closed_pipe_end_quietly(trained_dir, monkeypatch, capsys):
+    import npembed.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_neighbors", interrupted)
+    assert main(["neighbors", "--model", str(trained_dir), "garlic"]) == 130
+    assert capsys.readouterr().err == "npembed: interrupted.\n"
+
+    def closed(args):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli, "_cmd_neighbors", closed)
+    assert main(["neighbors", "--model", str(trained_dir), "garlic"]) == 0
+    assert "error" not in capsys.readouterr().err
+
+
+def test_no_evaluable_test_baskets_gives_null_metrics_not_nan(tmp_path, capsys):
+    # Every basket but two shares items a, b; the held-out ones use unseen items only.
+    rows = ["a,b,c"] * 40 + ["x,y"] * 2
+    data = tmp_path / "d.txt"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "m"
+    import numpy as np
+    from npembed.heldout import split_indices
+
+    tr, va, te = split_indices(len(rows), 0)
+    order = ["x,y" if i in set(va) | set(te) else "a,b,c" for i in range(len(rows))]
+    data.write_text("\n".join(order) + "\n")
+    assert main(["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--quiet", "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "n/a" in printed
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert metrics["model"] == {"recall@10": None, "mrr": None}

@@ -133,12 +133,54 @@ def test_constructor_errors():
         Embedding(3, 2, padding_idx=1.0)
     with pytest.raises(ValueError, match=r"`init` must be one of \['glorot_uniform', 'normal'"):
         Embedding(3, 2, init="kaiming")
-    with pytest.raises(TypeError, match="`dtype` must be a floating-point type such as float32; got int64"):
+    with pytest.raises(TypeError, match="`dtype` must be float32 or float64; got int64"):
         Embedding(3, 2, dtype=np.int64)
     with pytest.raises(ValueError, match=r"`init` array must have shape \(3, 2\); got \(2, 3\)"):
         Embedding(3, 2, init=np.zeros((2, 3)))
     with pytest.raises(TypeError, match="`rng` must be a np.random.Generator, an int seed or None; got str"):
         Embedding(3, 2, rng="seed")
+
+
+def test_bad_initialiser_output_and_dtypes_are_refused():
+    with pytest.raises(ValueError, match=r"the `init` callable must return an array of shape \(1000, 3\); got \(2, 3\)"):
+        Embedding(1000, 3, init=lambda s, r, d: np.zeros((2, 3), d))
+    with pytest.raises(ValueError, match=r"the `init` callable must return an array of shape \(4, 3\); got NoneType"):
+        Embedding(4, 3, init=lambda s, r, d: None)
+    with pytest.raises(ValueError, match="the `init` callable returned NaN or infinite values"):
+        Embedding(4, 3, init=lambda s, r, d: np.full(s, np.nan))
+    with pytest.raises(ValueError, match=r"`init` array must be finite; got nan at position \(0, 1\)"):
+        Embedding(2, 2, init=np.array([[0.0, np.nan], [1.0, 1.0]]))
+    for dt in (np.float16, np.longdouble, "U3"):
+        with pytest.raises(TypeError, match="`dtype` must be float32 or float64"):
+            Embedding(5, 3, dtype=dt)
+    with pytest.raises(TypeError, match="`matrix` has dtype float16; npembed computes in float32 or float64. Pass dtype=np.float32"):
+        Embedding.from_pretrained(np.ones((2, 2), np.float16))
+    big_endian = np.arange(6, dtype=">f8").reshape(3, 2)
+    emb = Embedding.from_pretrained(big_endian)
+    np.testing.assert_array_equal(emb([2]), [[4.0, 5.0]])
+    with pytest.raises(TypeError, match="`matrix` must hold floats; got dtype <U1"):
+        Embedding.from_pretrained(np.array([["a", "b"]]), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"`matrix` must have at least one row and one column; got shape \(0, 4\)"):
+        Embedding.from_pretrained(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="`rng` as a seed must be a non-negative integer; got -1"):
+        Embedding(3, 2, rng=-1)
+    with pytest.raises(TypeError, match="`std` must be a number; got '1'"):
+        I.normal(0, "1")
+
+
+def test_init_array_zeroes_the_padding_row_but_from_pretrained_keeps_it():
+    m = np.ones((3, 2), dtype=np.float32)
+    assert not Embedding(3, 2, init=m, padding_idx=1).weight.data[1].any()
+    assert Embedding.from_pretrained(m, padding_idx=1).weight.data[1].tolist() == [1.0, 1.0]
+    emb = Embedding.from_pretrained(m, padding_idx=1, freeze=False)
+    emb.weight.data[...] = 5
+    emb.reset_parameters()  # back to the given matrix, padding row included
+    assert emb.weight.data.tolist() == m.tolist()
+
+
+def test_python_ints_beyond_int64_are_out_of_range_not_a_type_error():
+    with pytest.raises(IndexError, match=r"`ids` must be in \[0, 5\); got 18446744073709551616 at position 1"):
+        Embedding(5, 2)(np.array([1, 2**64], dtype=object))
 
 
 def test_initialisers_are_seeded_and_have_their_statistics():

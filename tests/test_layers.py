@@ -40,8 +40,14 @@ def test_meanpool_errors():
         pool(np.ones((2, 3, 1)), np.ones((2, 3), np.int64))
     with pytest.raises(ValueError, match=r"`mask` must have shape \(2, 3\) \(batch, seq\); got \(3, 2\)"):
         pool(np.ones((2, 3, 1)), np.ones((3, 2), bool))
+    with pytest.raises(TypeError, match="`x` must be a float32 or float64 array; got dtype int64"):
+        pool(np.array([[[1], [2]]]), np.ones((1, 2), bool))
+    with pytest.raises(TypeError, match="`x` must be a float32 or float64 array; got dtype object"):
+        pool(np.ones((1, 2, 1), dtype=object), np.ones((1, 2), bool))
     pool(np.ones((2, 3, 1)), np.ones((2, 3), bool))
-    with pytest.raises(ValueError, match=r"`grad_output` must have shape \(batch=2, dim\); got \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"`grad_output` must have shape \(2, 1\) \(batch, dim\); got \(2, 7\)"):
+        pool.backward(np.ones((2, 7)))
+    with pytest.raises(ValueError, match=r"`grad_output` must have shape \(2, 1\) \(batch, dim\); got \(3, 1\)"):
         pool.backward(np.ones((3, 1)))
 
 
@@ -84,6 +90,10 @@ def test_linear_default_init_bound_and_errors():
     assert Linear(3, 2, bias=False).parameters()[0].shape == (2, 3)
     with pytest.raises(ValueError, match=r"`x` must have last axis 100 \(in_features\); got shape \(2, 3\)"):
         lin(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="`dtype` must be float32 or float64; got int64"):
+        Linear(4, 3, dtype=int)
+    with pytest.raises(TypeError, match="`bias` must be True or False; got 'no'"):
+        Linear(4, 3, bias="no")
     with pytest.raises(RuntimeError, match="Linear.backward called before forward"):
         Linear(2, 2).backward(np.ones((1, 2)))
     lin(np.ones((2, 100)))

@@ -157,3 +157,86 @@ def test_min_count_leaves_rare_items_out_of_answers():
     assert {k for k, _ in tm.recommend(["item5"], topn=10, min_count=4)} == {"item0", "item1", "item2"}
     # A rare item may still be asked about.
     assert len(tm.neighbors("item5", topn=10, min_count=3)) == 4
+
+
+def test_replacing_refuses_a_model_folder_holding_foreign_files(tmp_path):
+    out = tmp_path / "m"
+    save_model(_trained(), out)
+    (out / "my_notes.txt").write_text("notes")
+    with pytest.raises(FileExistsError, match=r"holds files npembed did not write \(my_notes.txt\); refusing to replace it"):
+        save_model(_trained(seed=3), out)
+    assert (out / "my_notes.txt").read_text() == "notes"
+
+
+def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".m.tmp-{dead_pid}-abc"
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    live = tmp_path / f".m.tmp-{os.getpid()}-xyz"  # this process: alive
+    live.mkdir()
+    save_model(_trained(), tmp_path / "m")
+    assert not stale.exists() and live.exists()
+
+
+def test_load_reports_damaged_files_by_name(tmp_path):
+    out = tmp_path / "m"
+    save_model(_trained(), out)
+    good_cfg = (out / "config.json").read_text()
+    cases = [
+        ("config.json", "[1, 2]", r"config.json: must hold a JSON object; got list"),
+        ("config.json", good_cfg.replace('"num_items": 6', '"num_items": "abc"'), r"config.json: 'num_items' must be a positive integer; got 'abc'"),
+        ("config.json", good_cfg.replace('"format_version": 1', '"format_version": "2"'), r"'format_version' must be an integer; got '2'"),
+        ("vocab.json", "[]", r"vocab.json: must hold a JSON object; got list"),
+        ("vocab.json", '{"index_to_key": [1, 2], "counts": [1, 2]}', r"vocab.json: 'index_to_key' must be a list of strings"),
+        ("vocab.json", '{"index_to_key": ["a"]}', r"vocab.json: 'counts' must be a list of integers"),
+        ("metrics.json", "[1]", r"metrics.json: must hold a JSON object; got list"),
+    ]
+    for name, text, message in cases:
+        original = (out / name).read_bytes()
+        (out / name).write_text(text)
+        with pytest.raises(FormatError, match=message):
+            load_model(out)
+        (out / name).write_bytes(original)
+    (out / "config.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(FormatError, match="config.json: not UTF-8 text; the file is damaged"):
+        load_model(out)
+    (out / "config.json").write_text(good_cfg)
+    (out / "vectors.npy").write_bytes(b"")
+    with pytest.raises(FormatError, match="vectors.npy: cannot read the array .*; the file is damaged"):
+        load_model(out)
+    np.save(out / "vectors.npy", np.zeros((6, 4), np.int32))
+    with pytest.raises(FormatError, match="vectors.npy: must hold floats; got dtype int32"):
+        load_model(out)
+    np.save(out / "vectors.npy", np.full((6, 4), np.nan, np.float32))
+    with pytest.raises(FormatError, match="vectors.npy: holds NaN or infinite values; the model that wrote it had diverged"):
+        load_model(out)
+    np.save(out / "vectors.npy", np.ones((6, 4), ">f4"))  # big-endian loads, converted to native
+    assert load_model(out).recommend(["item0"], topn=1)
+    os.remove(out / "vocab.json")
+    with pytest.raises(FileNotFoundError, match="model file missing: .*vocab.json"):
+        load_model(out)
+    with pytest.raises(FormatError, match="config.json: is a file; --model takes the folder"):
+        load_model(out / "config.json")
+
+
+def test_query_argument_types():
+    tm = _trained()
+    with pytest.raises(TypeError, match=r"`keys` must be item names \(strings\); got 5"):
+        tm.recommend([5])
+    with pytest.raises(TypeError, match=r"`key` must be an item name \(a string\); got 3"):
+        tm.neighbors(3)
+    assert tm.recommend(np.array(["item0", "item1"]).tolist(), topn=2)
+
+
+def test_plot_draws_names_with_dollar_signs_as_text(tmp_path):
+    from npembed.plot import plot_embeddings
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "p.png"
+    plot_embeddings(rng.standard_normal((4, 3)), ["$egg^$", "50% $5 wine", "牛肉", "a_b"], [4, 3, 2, 1], str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"

@@ -111,10 +111,36 @@ def test_optimizer_errors():
         SGD(p, lr=-1)
     with pytest.raises(TypeError, match="`lr` must be a positive number; got '0.1'"):
         Adam(p, lr="0.1")
-    with pytest.raises(ValueError, match=r"`betas` must each be in \[0, 1\); got \(0.9, 1.0\)"):
+    with pytest.raises(ValueError, match=r"`betas` must be two numbers, each in \[0, 1\); got \(0.9, 1.0\)"):
         Adam(p, betas=(0.9, 1.0))
+    for bad in ((0.9,), None, ("a", "b")):
+        with pytest.raises(ValueError, match=r"`betas` must be two numbers, each in \[0, 1\)"):
+            Adam(p, betas=bad)
+    with pytest.raises(ValueError, match="`params` lists the same Parameter twice; it would be updated twice per step"):
+        SGD(p + p)
+    with pytest.raises(TypeError, match=r"`params` must be a list of Parameters; got a Embedding\. Pass layer.parameters\(\)"):
+        SGD(Embedding(3, 2))
+    with pytest.raises(TypeError, match="`params` must be a list of Parameters; got int"):
+        SGD(3)
     with pytest.raises(ValueError, match="`eps` must be a positive, finite number; got 0"):
         Adam(p, eps=0)
+
+
+def test_row_sparse_grad_refuses_rows_outside_the_table():
+    with pytest.raises(IndexError, match=r"`ids` must be in \[0, 4\); got -2 at position 0"):
+        RowSparseGrad.from_rows(np.array([-2, 1]), np.ones((2, 2)), (4, 2))
+    with pytest.raises(IndexError, match=r"`ids` must be in \[0, 4\); got 9 at position 0"):
+        RowSparseGrad.from_rows(np.array([9]), np.ones((1, 2)), (4, 2))
+    with pytest.raises(ValueError, match=r"`rows` must have shape \(3, 2\) \(ids.shape \+ \(dim,\)\); got \(2, 2\)"):
+        RowSparseGrad.from_rows(np.array([1, 2, 3]), np.ones((2, 2)), (4, 2))
+    with pytest.raises(ValueError, match=r"`indices` must be sorted, unique and in \[0, 4\)"):
+        RowSparseGrad(np.array([3, 1]), np.ones((2, 2)), (4, 2))
+    with pytest.raises(ValueError, match=r"`indices` must be sorted, unique and in \[0, 4\)"):
+        RowSparseGrad(np.array([7]), np.ones((1, 2)), (4, 2))
+    with pytest.raises(ValueError, match=r"`values` must have shape \(1, 2\) to match `indices`; got \(1, 3\)"):
+        RowSparseGrad(np.array([0]), np.ones((1, 3)), (4, 2))
+    with pytest.raises(ValueError, match=r"gradient of shape \(4, 2\) does not match parameter w of shape \(3, 2\)"):
+        Parameter(np.zeros((3, 2)), name="w").accumulate(np.ones((4, 2)))
 
 
 def test_parameter_accumulates_mixed_dense_and_sparse():

@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_ids", "check_positive_int", "check_positive_float", "FormatError"]
+__all__ = ["check_ids", "check_positive_int", "check_positive_float", "check_float_dtype", "FormatError"]
+
+# The compiled kernels are built for these two; anything else is refused up front rather than
+# surfacing as a numba typing error.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class FormatError(ValueError):
@@ -52,6 +56,18 @@ def check_ids(ids: Any, num_embeddings: int, name: str = "ids") -> np.ndarray:
     if isinstance(ids, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be integers; got a bool ({ids!r}).")
     arr = np.asarray(ids)
+    if arr.dtype == object and arr.size and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in arr.flat
+    ):
+        # Python ints beyond int64 land here; report them as out of range, not as a wrong type.
+        bad = np.array([not 0 <= v < num_embeddings for v in arr.flat]).reshape(arr.shape)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise IndexError(
+                f"`{name}` must be in [0, {num_embeddings}); got {arr[first]} at position {_position(first)}. "
+                "Was the data encoded with another vocabulary?"
+            )
+        arr = arr.astype(np.int64)
     if arr.dtype == np.bool_:
         raise TypeError(
             f"`{name}` must be integers; got dtype bool. Convert a mask to ids with np.flatnonzero(mask)."
@@ -77,6 +93,18 @@ def check_ids(ids: Any, num_embeddings: int, name: str = "ids") -> np.ndarray:
             "Was the data encoded with another vocabulary?"
         )
     return arr
+
+
+def check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """``dtype`` as a native float32 or float64 dtype; anything else is a TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"`{name}` must be float32 or float64; got {dtype!r}.") from None
+    native = dt.newbyteorder("=") if dt.kind == "f" else dt
+    if native not in FLOAT_DTYPES:
+        raise TypeError(f"`{name}` must be float32 or float64; got {dt}.")
+    return native
 
 
 def check_positive_int(value: Any, name: str) -> int:

@@ -15,11 +15,13 @@ and baskets left with fewer than ``min_items`` items are dropped; the counts of 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Sequence
@@ -69,9 +71,18 @@ def _read_bytes(path: str) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
     return raw
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        info = codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"`encoding` must be a codec Python knows; got {encoding!r}.") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"`encoding` must be a text encoding such as utf-8 or latin-1; got {encoding!r}.")
 
 
 def _decode(raw: bytes, path: str, encoding: str) -> str:
@@ -86,8 +97,6 @@ def _decode(raw: bytes, path: str, encoding: str) -> str:
             path,
             line,
         ) from None
-    except LookupError:
-        raise ValueError(f"`encoding` must be a codec Python knows; got {encoding!r}.") from None
     if text.startswith("\ufeff"):
         text = text[1:]  # a byte-order mark is not part of the first item
     return text
@@ -129,12 +138,12 @@ class _Collector:
 
 def _parse_lines(text: str, sep: str | None, skip_fields: int, min_items: int) -> _Collector:
     out = _Collector(min_items)
-    # Split on LF only (CR of CRLF stripped), so line numbers match what an editor or `sed -n` shows.
-    rows = text.split("\n")
+    # Split on LF (CRLF and old Mac CR-only endings are folded to LF first), so line numbers match
+    # what an editor or `sed -n` shows. str.splitlines would also split on form feeds and U+2028.
+    rows = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if rows and rows[-1] == "":
         rows.pop()
     for lineno, line in enumerate(rows, start=1):
-        line = line.rstrip("\r")
         if not line.strip():
             out.stats["blank_lines"] += 1
             continue
@@ -166,38 +175,55 @@ def _column(header: list[str], col: str | int | None, default: int, what: str, p
 def _parse_csv(
     text: str, path: str, sep: str | None, basket_col, item_col, min_items: int
 ) -> _Collector:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep or ",")
+    if sep is not None and len(sep) != 1:
+        raise ValueError(f"`sep` for a CSV file must be one character; got {sep!r}.")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep or ",", strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise FormatError("the file is empty; a CSV needs a header row.", path) from None
+    except csv.Error as exc:
+        raise FormatError(f"malformed CSV header ({exc}).", path, 1) from None
     header = [h.strip() for h in header]
     b = _column(header, basket_col, 0, "basket", path)
     i = _column(header, item_col, 1, "item", path)
     if b == i:
         raise FormatError(f"the basket and item columns must differ; both are {header[b]!r}.", path, 1)
-    need = max(b, i) + 1
+    for col, idx in ((basket_col, b), (item_col, i)):
+        by_name = isinstance(col, str) and col in header
+        if by_name and header.count(header[idx]) > 1:
+            raise FormatError(
+                f"the header names column {header[idx]!r} {header.count(header[idx])} times; "
+                "rename one or choose columns by 0-based index.",
+                path,
+                1,
+            )
     groups: dict[str, tuple[int, list[str]]] = {}
     blank = 0
-    try:
-        for row in reader:
-            lineno = reader.line_num
-            if not row or all(not f.strip() for f in row):
-                blank += 1
-                continue
-            if len(row) < need:
-                raise FormatError(
-                    f"this row has {len(row)} field(s) but the {header[max(b, i)]!r} column is number {need}. "
-                    "If this file holds one basket per line, pass --format lines.",
-                    path,
-                    lineno,
-                )
-            key = row[b].strip()
-            if not key:
-                raise FormatError(f"the basket id (column {header[b]!r}) is empty.", path, lineno)
-            groups.setdefault(key, (lineno, []))[1].append(row[i])
-    except csv.Error as exc:
-        raise FormatError(f"malformed CSV ({exc}).", path, reader.line_num) from None
+    while True:
+        start = reader.line_num + 1  # a quoted field may span lines: report where the row began
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise FormatError(
+                f"malformed CSV in the row that starts here ({exc}); is a quote left open?", path, start
+            ) from None
+        if not row or all(not f.strip() for f in row):
+            blank += 1
+            continue
+        if len(row) != len(header):
+            raise FormatError(
+                f"this row has {len(row)} field(s) but the header has {len(header)}. "
+                "If this file holds one basket per line, pass --format lines.",
+                path,
+                start,
+            )
+        key = row[b].strip()
+        if not key:
+            raise FormatError(f"the basket id (column {header[b]!r}) is empty.", path, start)
+        groups.setdefault(key, (start, []))[1].append(row[i])
     out = _Collector(min_items)
     out.stats["blank_lines"] = blank
     for lineno, items in groups.values():
@@ -241,8 +267,15 @@ def read_baskets(
     path = os.fspath(path)
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}; got {format!r}.")
+    if sep is not None and not isinstance(sep, str):
+        raise TypeError(f"`sep` must be a string such as '\\t' or ','; got {sep!r}.")
     if sep == "":
         raise ValueError("`sep` must not be empty; pass '\\t', ',', ' ' or another string.")
+    if isinstance(skip_fields, bool) or not isinstance(skip_fields, int) or skip_fields < 0:
+        raise ValueError(f"`skip_fields` must be a non-negative integer; got {skip_fields!r}.")
+    if isinstance(min_items, bool) or not isinstance(min_items, int) or min_items < 1:
+        raise ValueError(f"`min_items` must be a positive integer; got {min_items!r}.")
+    _check_encoding(encoding)
     if sep is not None and sep.lower() in ("tab", "\\t"):
         sep = "\t"
     if format == "auto":
@@ -270,7 +303,13 @@ def read_baskets(
             "Check the separator (--sep) and the layout (--format).",
             path,
         )
-    if stats["duplicate_items"] or stats["short_baskets"]:
+    if stats["short_baskets"] > len(got.baskets):
+        log.warning(
+            "%s: %d of %d baskets have fewer than %d items and were dropped: is the separator right "
+            "(detected %r; pass --sep)?",
+            path, stats["short_baskets"], stats["short_baskets"] + len(got.baskets), min_items, stats["separator"],
+        )
+    elif stats["duplicate_items"] or stats["short_baskets"]:
         log.info(
             "%s: dropped %d repeated item(s) and %d basket(s) with fewer than %d items",
             path,

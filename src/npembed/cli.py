@@ -100,16 +100,20 @@ def _version() -> str:
     return f"npembed {__version__}"
 
 
-def _table(rows: list[tuple[str, float, float]]) -> str:
+def _fmt(x, width: int) -> str:
+    return f"{'n/a':>{width}}" if x is None else f"{x:>{width}.4f}"
+
+
+def _table(rows: list[tuple[str, float | None, float | None]]) -> str:
     lines = [f"{'method':<16}{'recall@10':>10}{'mrr':>9}"]
-    lines += [f"{name:<16}{r:>10.4f}{m:>9.4f}" for name, r, m in rows]
+    lines += [f"{name:<16}{_fmt(r, 10)}{_fmt(m, 9)}" for name, r, m in rows]
     return "\n".join(lines)
 
 
 def _cmd_train(args) -> int:
     from .baskets import load_recipes, read_baskets
     from .model import save_model
-    from .fsutil import check_replaceable_model_dir
+    from .fsutil import check_replaceable_model_dir, check_writable_parent
     from .train import TrainConfig, train_baskets
 
     config = TrainConfig(
@@ -120,6 +124,7 @@ def _cmd_train(args) -> int:
         raise ValueError(f"--skip-fields must be >= 0; got {args.skip_fields}.")
     # Refuse a bad --out before minutes of training, not after.
     check_replaceable_model_dir(os.path.abspath(args.out))
+    check_writable_parent(args.out)
     t0 = time.perf_counter()
     if args.data is None:
         baskets = load_recipes()
@@ -144,7 +149,7 @@ def _cmd_train(args) -> int:
     print(
         f"trained {metrics['epochs_run']} epochs in {metrics['train_seconds']:.1f}s "
         f"({metrics['examples_per_second']:,.0f} examples/s); best epoch {metrics['best_epoch']} "
-        f"(valid recall@10 {metrics['valid']['recall@10']:.4f})"
+        f"(valid recall@10{_fmt(metrics['valid']['recall@10'], 7)})"
     )
     print()
     print(f"test baskets evaluated: {metrics['test_baskets_evaluated']}")
@@ -158,7 +163,14 @@ def _cmd_train(args) -> int:
         from .plot import plot_embeddings
 
         def write_plot(path: str) -> None:
-            plot_embeddings(trained.vectors, trained.vocab.index_to_key, trained.vocab.counts, path)
+            # The plot is a picture of the model, not part of it: a failure to draw it must not
+            # throw the trained model away.
+            try:
+                plot_embeddings(trained.vectors, trained.vocab.index_to_key, trained.vocab.counts, path)
+            except Exception as exc:  # noqa: BLE001 - any drawing failure is only a warning
+                log.warning("could not draw embeddings.png (%s: %s); the model is saved without it", type(exc).__name__, exc)
+                if os.path.exists(path):
+                    os.remove(path)
 
         extra["embeddings.png"] = write_plot
     metrics["wall_seconds"] = time.perf_counter() - t0
@@ -220,8 +232,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except KeyError as exc:
         print(f"npembed: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-    except (FormatError, ValueError, TypeError, IndexError, OSError) as exc:
+    except BrokenPipeError:
+        # `npembed neighbors ... | head`: the reader left; say nothing more.
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (FormatError, ValueError, TypeError, IndexError, OSError, FloatingPointError) as exc:
         print(f"npembed: error: {exc}", file=sys.stderr)
+    except MemoryError:
+        print(
+            "npembed: error: not enough memory for this run; try a smaller --dim or --batch-size.",
+            file=sys.stderr,
+        )
+    except KeyboardInterrupt:
+        print("npembed: interrupted.", file=sys.stderr)
+        return 130
     return 2
 
 

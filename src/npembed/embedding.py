@@ -7,7 +7,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import init as _init
-from ._checks import check_ids, check_positive_int
+from ._checks import check_float_dtype, check_ids, check_positive_int
 from .kernels import gather_rows
 from .parameter import Parameter, RowSparseGrad
 
@@ -21,6 +21,8 @@ def as_generator(rng: Union[np.random.Generator, int, None]) -> np.random.Genera
     if rng is None:
         return np.random.default_rng(0)
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"`rng` as a seed must be a non-negative integer; got {rng}.")
         return np.random.default_rng(int(rng))
     raise TypeError(f"`rng` must be a np.random.Generator, an int seed or None; got {type(rng).__name__}.")
 
@@ -39,8 +41,14 @@ def embedding_backward(
     Repeated ids are summed; the ``padding_idx`` row gets nothing.
     """
     d = grad_output.shape[-1]
-    skip = -1 if padding_idx is None else padding_idx
-    return RowSparseGrad.from_rows(ids.reshape(-1), grad_output.reshape(-1, d), (num_embeddings, d), skip)
+    return RowSparseGrad.from_rows(ids.reshape(-1), grad_output.reshape(-1, d), (num_embeddings, d), padding_idx)
+
+
+class _Pretrained:
+    """A matrix given to ``from_pretrained``: copied as is, padding row included."""
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = matrix
 
 
 def _normalize_padding_idx(padding_idx: Any, num_embeddings: int) -> int | None:
@@ -124,10 +132,8 @@ class Embedding:
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.padding_idx = _normalize_padding_idx(padding_idx, self.num_embeddings)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise TypeError(f"`dtype` must be a floating-point type such as float32; got {self.dtype}.")
-        self._init = init if isinstance(init, np.ndarray) else _init.resolve(init)
+        self.dtype = check_float_dtype(dtype)
+        self._init = init if isinstance(init, (np.ndarray, _Pretrained)) else _init.resolve(init)
         self._rng = as_generator(rng)
         self.weight = Parameter(np.empty((0, 0), self.dtype), requires_grad=not freeze, name="weight")
         self._ids: np.ndarray | None = None
@@ -136,14 +142,24 @@ class Embedding:
     def reset_parameters(self) -> None:
         """Draw the table again from the initialiser (the padding row set to zero)."""
         shape = (self.num_embeddings, self.embedding_dim)
+        if isinstance(self._init, _Pretrained):
+            # from_pretrained keeps the given padding row, as PyTorch does.
+            self.weight.data = np.array(self._init.matrix, dtype=self.dtype, copy=True)
+            self.weight.grad = None
+            return
         if isinstance(self._init, np.ndarray):
             if self._init.shape != shape:
                 raise ValueError(f"`init` array must have shape {shape}; got {self._init.shape}.")
+            if self._init.dtype.kind not in "fiu":
+                raise TypeError(f"`init` array must hold numbers; got dtype {self._init.dtype}.")
             table = np.array(self._init, dtype=self.dtype, copy=True)
+            if not np.isfinite(table).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(table))[0])
+                raise ValueError(f"`init` array must be finite; got {table[bad]} at position {bad}.")
         else:
-            table = np.ascontiguousarray(self._init(shape, self._rng, self.dtype), dtype=self.dtype)
-            if self.padding_idx is not None:
-                table[self.padding_idx] = 0
+            table = _init.apply(self._init, shape, self._rng, self.dtype)
+        if self.padding_idx is not None:
+            table[self.padding_idx] = 0
         self.weight.data = table
         self.weight.grad = None
 
@@ -163,18 +179,22 @@ class Embedding:
         arr = np.asarray(matrix)
         if arr.ndim != 2:
             raise ValueError(f"`matrix` must be 2-D (num_embeddings, embedding_dim); got shape {arr.shape}.")
-        if arr.dtype.kind != "f" and dtype is None:
+        if 0 in arr.shape:
+            raise ValueError(f"`matrix` must have at least one row and one column; got shape {arr.shape}.")
+        if arr.dtype.kind not in "fiu" or (arr.dtype.kind != "f" and dtype is None):
             raise TypeError(f"`matrix` must hold floats; got dtype {arr.dtype}. Pass dtype=np.float32 to convert.")
+        if dtype is None:
+            try:
+                dtype = check_float_dtype(arr.dtype)
+            except TypeError:
+                raise TypeError(
+                    f"`matrix` has dtype {arr.dtype}; npembed computes in float32 or float64. Pass dtype=np.float32 to convert."
+                ) from None
         if not np.all(np.isfinite(arr)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
             raise ValueError(f"`matrix` must be finite; got {arr[bad]} at position {bad}.")
         return cls(
-            arr.shape[0],
-            arr.shape[1],
-            padding_idx=padding_idx,
-            init=arr,
-            dtype=arr.dtype if dtype is None else dtype,
-            freeze=freeze,
+            arr.shape[0], arr.shape[1], padding_idx=padding_idx, init=_Pretrained(arr), dtype=dtype, freeze=freeze
         )
 
     def forward(self, ids: Any) -> np.ndarray:

@@ -12,9 +12,14 @@ import sys
 import tempfile
 from typing import Iterator
 
-__all__ = ["atomic_dir", "check_replaceable_model_dir", "MODEL_FORMAT"]
+__all__ = ["atomic_dir", "check_replaceable_model_dir", "check_writable_parent", "MODEL_FORMAT", "MODEL_FILES"]
 
 MODEL_FORMAT = "npembed-model"
+# Every file a model folder may hold. A folder with anything else in it is not replaced, so files a
+# user put there are never deleted with the old model.
+MODEL_FILES = frozenset(
+    {"config.json", "metrics.json", "vocab.json", "vectors.npy", "output_weight.npy", "output_bias.npy", "embeddings.png"}
+)
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -44,6 +49,30 @@ def _fsync_tree(path: str) -> None:
                 os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(parent: str, name: str) -> None:
+    """Remove ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` folders left by killed processes.
+
+    The writer's process id is in the name, so a folder that another live process is still
+    writing is never touched.
+    """
+    for entry in os.listdir(parent):
+        for kind in (f".{name}.tmp-", f".{name}.old-"):
+            if entry.startswith(kind):
+                pid = entry[len(kind) :].split("-", 1)[0]
+                if pid.isdigit() and not _pid_alive(int(pid)):
+                    shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str) -> Iterator[str]:
     """Yield a fresh temporary folder beside ``target``; on success it replaces ``target``.
@@ -55,7 +84,8 @@ def atomic_dir(target: str) -> Iterator[str]:
     target = os.path.abspath(target)
     parent, name = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    _remove_stale_temporaries(parent, name)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent)
     try:
         yield tmp
         _fsync_tree(tmp)
@@ -66,7 +96,7 @@ def atomic_dir(target: str) -> Iterator[str]:
         if _exchange(tmp, target):
             shutil.rmtree(tmp)  # now holds the old folder
             return
-        old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+        old = tempfile.mkdtemp(prefix=f".{name}.old-{os.getpid()}-", dir=parent)
         os.rmdir(old)
         os.rename(target, old)
         os.rename(tmp, target)
@@ -82,7 +112,8 @@ def check_replaceable_model_dir(path: str) -> None:
         return
     if not os.path.isdir(path) or os.path.islink(path):
         raise FileExistsError(f"{path} exists and is not a folder; choose another output folder (--out).")
-    if not os.listdir(path):
+    entries = os.listdir(path)
+    if not entries:
         return
     cfg = os.path.join(path, "config.json")
     try:
@@ -95,3 +126,23 @@ def check_replaceable_model_dir(path: str) -> None:
             f"{path} exists and is not an npembed model folder; refusing to replace it. "
             "Choose another output folder (--out) or remove it yourself."
         )
+    foreign = sorted(set(entries) - MODEL_FILES)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"{path} holds files npembed did not write ({shown}); refusing to replace it, as they would be "
+            "deleted with the old model. Move them out or choose another output folder (--out)."
+        )
+
+
+def check_writable_parent(path: str) -> None:
+    """Make sure a folder can be created at ``path`` (parents made as needed), before any long work."""
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=".npembed-probe-", dir=parent)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise OSError(
+            f"cannot write the output folder {path}: {exc.strerror or exc} ({parent}). Choose another --out."
+        ) from None

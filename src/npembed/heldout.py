@@ -118,6 +118,8 @@ def rank_targets(scores: np.ndarray, contexts: np.ndarray, targets: np.ndarray, 
     any id never a target). Scores must be finite.
     """
     scores = np.array(scores, dtype=np.float64, copy=True)
+    if not np.isfinite(scores).all():
+        raise FloatingPointError("scores hold NaN or infinite values; the model's weights are not finite.")
     n, v = scores.shape
     rows = np.arange(n)
     t = scores[rows, targets]
@@ -132,7 +134,7 @@ def rank_targets(scores: np.ndarray, contexts: np.ndarray, targets: np.ndarray, 
 def ranking_metrics(
     scorer: Callable[[np.ndarray], np.ndarray], examples: Examples, k: int = 10, chunk: int = 2048
 ) -> dict[str, float]:
-    """Recall@k and MRR of ``scorer(contexts) -> (n, num_items)`` over ``examples``."""
+    """Recall@k and MRR of ``scorer(contexts) -> (n, num_items)`` over ``examples`` (``None`` if empty)."""
     ranks = []
     for start in range(0, len(examples), chunk):
         rows = np.arange(start, min(start + chunk, len(examples)))
@@ -140,7 +142,7 @@ def ranking_metrics(
         ranks.append(rank_targets(scorer(ctx), ctx, tgt, examples.pad))
     r = np.concatenate(ranks) if ranks else np.empty(0)
     if r.size == 0:
-        return {f"recall@{k}": float("nan"), "mrr": float("nan"), "n": 0}
+        return {f"recall@{k}": None, "mrr": None, "n": 0}
     return {f"recall@{k}": float(np.mean(r <= k)), "mrr": float(np.mean(1.0 / r)), "n": int(r.size)}
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-__all__ = ["normal", "uniform", "xavier_uniform", "zeros", "resolve", "Initializer"]
+__all__ = ["normal", "uniform", "xavier_uniform", "zeros", "resolve", "apply", "Initializer"]
 
 Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
 
@@ -39,8 +39,17 @@ def _std_uniform(shape, rng, dtype):
     return rng.random(shape).astype(dt)
 
 
+def _number(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a number; got {value!r}.")
+    if not np.isfinite(value):
+        raise ValueError(f"`{name}` must be finite; got {value}.")
+    return float(value)
+
+
 def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
     """Draw each entry from N(mean, std^2)."""
+    mean, std = _number(mean, "mean"), _number(std, "std")
     if not std >= 0:
         raise ValueError(f"`std` must be >= 0; got {std}.")
 
@@ -56,6 +65,7 @@ def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
 
 def uniform(low: float = -0.05, high: float = 0.05) -> Initializer:
     """Draw each entry from U(low, high)."""
+    low, high = _number(low, "low"), _number(high, "high")
     if not high > low:
         raise ValueError(f"`uniform` needs low < high; got low={low}, high={high}.")
 
@@ -102,6 +112,20 @@ _NAMED = {
     "glorot_uniform": xavier_uniform,
     "zeros": zeros,
 }
+
+
+def apply(init: Initializer, shape: tuple, rng: np.random.Generator, dtype) -> np.ndarray:
+    """Call ``init`` and check that it returned a finite array of ``shape``, cast to ``dtype``."""
+    out = init(shape, rng, dtype)
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape):
+        got = out.shape if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"the `init` callable must return an array of shape {tuple(shape)}; got {got}.")
+    if out.dtype.kind not in "fiu":
+        raise TypeError(f"the `init` callable must return numbers; got dtype {out.dtype}.")
+    out = np.ascontiguousarray(out, dtype=dtype)
+    if not np.isfinite(out).all():
+        raise ValueError("the `init` callable returned NaN or infinite values.")
+    return out
 
 
 def resolve(init: Union[str, Initializer]) -> Initializer:

@@ -7,7 +7,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ._checks import check_positive_int
+from ._checks import FLOAT_DTYPES, check_float_dtype, check_positive_int
 from .embedding import as_generator
 from .kernels import masked_mean, masked_mean_backward
 from .parameter import Parameter
@@ -42,6 +42,9 @@ class MeanPool:
         self._counts: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"`x` must be a float32 or float64 array; got dtype {x.dtype}.")
         x = np.ascontiguousarray(x)
         mask = np.asarray(mask)
         if x.ndim != 3:
@@ -52,7 +55,7 @@ class MeanPool:
             raise ValueError(f"`mask` must have shape {x.shape[:2]} (batch, seq); got {mask.shape}.")
         mask = np.ascontiguousarray(mask)
         out, counts = masked_mean(x, mask)
-        self._mask, self._counts = mask, counts
+        self._mask, self._counts, self._x_dtype, self._dim = mask, counts, x.dtype, x.shape[2]
         return out
 
     __call__ = forward
@@ -60,11 +63,13 @@ class MeanPool:
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         if self._mask is None:
             raise RuntimeError("MeanPool.backward called before forward.")
-        expected = (self._mask.shape[0], None)
+        expected = (self._mask.shape[0], self._dim)
         grad_output = np.asarray(grad_output)
-        if grad_output.ndim != 2 or grad_output.shape[0] != expected[0]:
-            raise ValueError(f"`grad_output` must have shape (batch={expected[0]}, dim); got {grad_output.shape}.")
-        return masked_mean_backward(grad_output, self._mask, self._counts)
+        if grad_output.shape != expected:
+            raise ValueError(f"`grad_output` must have shape {expected} (batch, dim); got {grad_output.shape}.")
+        if grad_output.dtype.kind not in "fiu":
+            raise TypeError(f"`grad_output` must hold numbers; got dtype {grad_output.dtype}.")
+        return masked_mean_backward(grad_output.astype(self._x_dtype, copy=False), self._mask, self._counts)
 
     def parameters(self) -> list[Parameter]:
         return []
@@ -101,7 +106,9 @@ class Linear:
     ):
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"`bias` must be True or False; got {bias!r}.")
         gen = as_generator(rng)
         k = 1.0 / math.sqrt(self.in_features)
         w = gen.uniform(-k, k, size=(self.out_features, self.in_features)).astype(self.dtype)

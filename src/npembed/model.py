@@ -172,6 +172,8 @@ class TrainedModel:
         made of a handful of updates (the CLI uses 5, word2vec's default ``min_count``).
         """
         _check_topn(topn)
+        if not isinstance(key, str):
+            raise TypeError(f"`key` must be an item name (a string); got {key!r}.")
         i = self.vocab.lookup(key)
         exclude = np.concatenate([[i], self._rare(min_count)]).astype(np.int64)
         top, sims = _cosine_topn(self.vectors, self.vectors[i], int(topn), exclude)
@@ -185,8 +187,15 @@ class TrainedModel:
         """
         if isinstance(keys, str):
             keys = [keys]
+        try:
+            keys = list(keys)
+        except TypeError:
+            raise TypeError(f"`keys` must be item names (strings); got {type(keys).__name__}.") from None
         if not keys:
             raise ValueError("`keys` must name at least one item of the basket.")
+        for k in keys:
+            if not isinstance(k, str):
+                raise TypeError(f"`keys` must be item names (strings); got {k!r}.")
         _check_topn(topn)
         rare = self._rare(min_count)
         ids = np.unique([self.vocab.lookup(k) for k in keys])
@@ -226,18 +235,73 @@ def save_model(trained: TrainedModel, out_dir: str | os.PathLike, extra_files: d
     return out_dir
 
 
+def _jsonable(obj):
+    """NaN and infinities become null: JSON has no such numbers and strict readers refuse them."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def _write_json(path: str, obj) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False)
+        json.dump(_jsonable(obj), fh, indent=2, ensure_ascii=False, allow_nan=False)
         fh.write("\n")
 
 
-def _read_json(path: str):
+def _read_json(path: str, kind: type = dict):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file missing: {path}")
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            obj = json.load(fh)
     except json.JSONDecodeError as exc:
         raise FormatError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
+    except UnicodeDecodeError:
+        raise FormatError("not UTF-8 text; the file is damaged.", path) from None
+    if not isinstance(obj, kind):
+        raise FormatError(f"must hold a JSON {'object' if kind is dict else kind.__name__}; got {type(obj).__name__}.", path)
+    return obj
+
+
+def _config_int(config: dict, key: str, path: str) -> int:
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise FormatError(f"{key!r} must be a positive integer; got {value!r}.", path)
+    return value
+
+
+def _load_array(path: str) -> np.ndarray:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file missing: {path}")
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise FormatError(f"cannot read the array ({exc or type(exc).__name__}); the file is damaged.", path) from None
+    if a.dtype.kind != "f":
+        raise FormatError(f"must hold floats; got dtype {a.dtype}.", path)
+    a = a.astype(np.float64 if a.dtype.itemsize > 4 else np.float32)  # native byte order, a kernel dtype
+    if not np.isfinite(a).all():
+        raise FormatError("holds NaN or infinite values; the model that wrote it had diverged.", path)
+    return a
+
+
+def _load_vocab(path: str) -> Vocab:
+    obj = _read_json(path)
+    keys, counts = obj.get("index_to_key"), obj.get("counts")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise FormatError("'index_to_key' must be a list of strings.", path)
+    if not isinstance(counts, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        raise FormatError("'counts' must be a list of integers.", path)
+    try:
+        return Vocab(keys, counts)
+    except ValueError as exc:
+        raise FormatError(str(exc), path) from None
 
 
 def load_model(path: str | os.PathLike) -> TrainedModel:
@@ -248,9 +312,11 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     FileNotFoundError
         If the folder or one of its files is missing.
     FormatError
-        If it is not an npembed model folder or its files disagree with each other.
+        If it is not an npembed model folder, a file is damaged, or the files disagree.
     """
     path = os.fspath(path)
+    if os.path.isfile(path):
+        raise FormatError("is a file; --model takes the folder that `npembed train --out` wrote.", path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"model folder not found: {path}. Train one with `npembed train --out {path}`.")
     cfg_path = os.path.join(path, "config.json")
@@ -259,33 +325,26 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     config = _read_json(cfg_path)
     if config.get("format") != MODEL_FORMAT:
         raise FormatError(f"not an npembed model folder (format is {config.get('format')!r}).", cfg_path)
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise FormatError(
-            f"written by a newer npembed (format version {config['format_version']}); upgrade npembed to load it.",
-            cfg_path,
-        )
-
-    def arr(name: str) -> np.ndarray:
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FormatError(f"'format_version' must be an integer; got {version!r}.", cfg_path)
+    if version > FORMAT_VERSION:
+        raise FormatError(f"written by a newer npembed (format version {version}); upgrade npembed to load it.", cfg_path)
+    n, d = _config_int(config, "num_items", cfg_path), _config_int(config, "dim", cfg_path)
+    vocab = _load_vocab(os.path.join(path, "vocab.json"))
+    arrays = {}
+    for name, shape in (("vectors.npy", (n, d)), ("output_weight.npy", (n, d)), ("output_bias.npy", (n,))):
         p = os.path.join(path, name)
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"model file missing: {p}")
-        try:
-            return np.load(p, allow_pickle=False)
-        except ValueError as exc:
-            raise FormatError(f"cannot read the array ({exc}).", p) from None
-
-    vocab = Vocab.from_json(_read_json(os.path.join(path, "vocab.json")))
-    vectors, weight, bias = arr("vectors.npy"), arr("output_weight.npy"), arr("output_bias.npy")
-    n, d = int(config["num_items"]), int(config["dim"])
-    for name, a, shape in (("vectors.npy", vectors, (n, d)), ("output_weight.npy", weight, (n, d)), ("output_bias.npy", bias, (n,))):
+        arrays[name] = a = _load_array(p)
         if a.shape != shape:
-            raise FormatError(f"has shape {a.shape}; config.json says {shape}.", os.path.join(path, name))
+            raise FormatError(f"has shape {a.shape}; config.json says {shape}.", p)
     if len(vocab) != n:
         raise FormatError(f"has {len(vocab)} items; config.json says {n}.", os.path.join(path, "vocab.json"))
+    vectors = arrays["vectors.npy"]
     model = BasketModel(n, d, dtype=vectors.dtype, init="zeros")
     model.embedding.weight.data[:n] = vectors
-    model.output.weight.data[...] = weight
-    model.output.bias.data[...] = bias
+    model.output.weight.data[...] = arrays["output_weight.npy"]
+    model.output.bias.data[...] = arrays["output_bias.npy"]
     metrics_path = os.path.join(path, "metrics.json")
     metrics = _read_json(metrics_path) if os.path.exists(metrics_path) else {}
     return TrainedModel(model, vocab, config, metrics)

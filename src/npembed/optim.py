@@ -28,12 +28,21 @@ class Optimizer(ABC):
     """Base class: holds the parameters and per-parameter state; subclasses override :meth:`_update`."""
 
     def __init__(self, params: Iterable[Parameter], lr: float):
-        params = list(params)
+        if isinstance(params, Parameter) or hasattr(params, "parameters"):
+            raise TypeError(
+                f"`params` must be a list of Parameters; got a {type(params).__name__}. Pass layer.parameters()."
+            )
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"`params` must be a list of Parameters; got {type(params).__name__}.") from None
         for i, p in enumerate(params):
             if not isinstance(p, Parameter):
                 raise TypeError(
                     f"`params` must be Parameters (e.g. model.parameters()); got {type(p).__name__} at position {i}."
                 )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("`params` lists the same Parameter twice; it would be updated twice per step.")
         self.params = [p for p in params if p.requires_grad]
         if not self.params:
             raise ValueError("`params` holds no trainable Parameter: every one is frozen, or the list is empty.")
@@ -97,9 +106,12 @@ class Adam(Optimizer):
         eps: float = 1e-8,
     ):
         super().__init__(params, lr)
+        ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
+            isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, bool) for b in betas
+        )
+        if not ok or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"`betas` must be two numbers, each in [0, 1); got {betas!r}.")
         b1, b2 = betas
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"`betas` must each be in [0, 1); got {betas}.")
         self.betas = (float(b1), float(b2))
         self.eps = check_positive_float(eps, "eps")
 

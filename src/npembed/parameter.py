@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_ids
 from .kernels import coalesce_rows
 
 __all__ = ["Parameter", "RowSparseGrad"]
@@ -39,12 +40,41 @@ class RowSparseGrad:
     values: np.ndarray
     shape: tuple[int, int]
 
+    def __post_init__(self) -> None:
+        # Optimizers write to `indices` rows with compiled code: an index outside the table would
+        # be an out-of-bounds write, and a negative one a silent wrap. Checked here, once.
+        shape = tuple(int(n) for n in self.shape)
+        if len(shape) != 2 or min(shape) < 0:
+            raise ValueError(f"`shape` must be (num_rows, dim); got {self.shape}.")
+        idx = np.asarray(self.indices)
+        vals = np.asarray(self.values)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu":
+            raise TypeError(f"`indices` must be a 1-D integer array; got shape {idx.shape}, dtype {idx.dtype}.")
+        if vals.shape != (idx.shape[0], shape[1]):
+            raise ValueError(f"`values` must have shape ({idx.shape[0]}, {shape[1]}) to match `indices`; got {vals.shape}.")
+        if idx.size:
+            if idx[0] < 0 or idx[-1] >= shape[0] or (idx.size > 1 and not np.all(idx[1:] > idx[:-1])):
+                raise ValueError(
+                    f"`indices` must be sorted, unique and in [0, {shape[0]}); build the gradient with "
+                    "RowSparseGrad.from_rows(ids, rows, shape), which sums repeated ids."
+                )
+        object.__setattr__(self, "indices", np.ascontiguousarray(idx, dtype=np.int64))
+        object.__setattr__(self, "values", np.ascontiguousarray(vals))
+        object.__setattr__(self, "shape", shape)
+
     @classmethod
     def from_rows(
-        cls, ids: np.ndarray, rows: np.ndarray, shape: tuple[int, int], skip: int = -1
+        cls, ids: np.ndarray, rows: np.ndarray, shape: tuple[int, int], skip: int | None = None
     ) -> "RowSparseGrad":
-        """Build from one gradient row per id (ids may repeat; rows of ``skip`` are dropped)."""
-        indices, values = coalesce_rows(ids.reshape(-1), rows.reshape(-1, shape[1]), skip)
+        """Build from one gradient row per id: repeated ids are summed, rows of id ``skip`` dropped.
+
+        ``ids`` of any shape ``(*)`` in ``[0, shape[0])``; ``rows`` of shape ``(*, shape[1])``.
+        """
+        ids = check_ids(ids, int(shape[0]))
+        rows = np.asarray(rows)
+        if rows.shape != ids.shape + (int(shape[1]),):
+            raise ValueError(f"`rows` must have shape {ids.shape + (int(shape[1]),)} (ids.shape + (dim,)); got {rows.shape}.")
+        indices, values = coalesce_rows(ids.reshape(-1), rows.reshape(-1, int(shape[1])), -1 if skip is None else int(skip))
         return cls(indices, values, tuple(shape))
 
     def __add__(self, other: "RowSparseGrad") -> "RowSparseGrad":
@@ -90,6 +120,8 @@ class Parameter:
         """Add ``grad`` to ``self.grad`` (which starts at ``None`` after ``zero_grad``)."""
         if not self.requires_grad:
             return
+        if grad.shape != self.data.shape:
+            raise ValueError(f"gradient of shape {grad.shape} does not match parameter {self.name or ''} of shape {self.data.shape}.")
         if self.grad is None:
             self.grad = grad
         elif isinstance(self.grad, RowSparseGrad) and isinstance(grad, RowSparseGrad):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -48,9 +49,12 @@ def plot_embeddings(
     ax.scatter(xy[:, 0], xy[:, 1], s=sizes, c="#4c72b0", alpha=0.45, linewidths=0)
     top = np.argsort(-counts, kind="stable")[:label_top]
     for i in top:
-        ax.annotate(keys[i], xy[i], fontsize=7, xytext=(3, 2), textcoords="offset points")
+        # parse_math=False: item names are plain text ("$5 wine" must not be read as TeX).
+        ax.annotate(keys[i], xy[i], fontsize=7, xytext=(3, 2), textcoords="offset points", parse_math=False)
     ax.set_title(f"{title} ({len(keys)} items; the {len(top)} most frequent labelled)")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    fig.tight_layout()
-    fig.savefig(path, format="png")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")  # e.g. CJK item names
+        fig.tight_layout()
+        fig.savefig(path, format="png")

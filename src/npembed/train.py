@@ -134,6 +134,11 @@ def fit(
     bs = config.batch_size
     history: list[dict] = []
     best, best_state, stale = -np.inf, model.state(), 0
+    if len(data.valid) == 0:
+        log.warning(
+            "no valid basket has 2 or more known items, so nothing can be validated: "
+            "epochs are compared by training loss instead"
+        )
     for epoch in range(1, config.epochs + 1):
         order = rng.permutation(n)
         t0 = time.perf_counter()
@@ -143,8 +148,15 @@ def fit(
             rows = order[start : start + bs]
             ctx, tgt = data.train.batch(rows)
             opt.zero_grad()
-            logits = model.forward(ctx)
-            loss = loss_fn(logits, tgt)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported just below
+                logits = model.forward(ctx)
+                loss = loss_fn(logits, tgt)
+            if not np.isfinite(loss):
+                bar.close()
+                raise FloatingPointError(
+                    f"the loss became {loss} in epoch {epoch} (batch {start // bs + 1}): training diverged. "
+                    f"Lower the learning rate (--lr, now {config.lr})."
+                )
             model.backward(loss_fn.backward())
             opt.step()
             total += loss * len(rows)
@@ -165,13 +177,14 @@ def fit(
             "examples_per_second": seen / seconds,
         }
         history.append(rec)
-        log.info(
-            "epoch %d: loss %.4f, valid recall@10 %.4f, mrr %.4f, %.1fs (%.0f examples/s)",
-            epoch, rec["loss"], rec["valid_recall@10"], rec["valid_mrr"], seconds, rec["examples_per_second"],
-        )
+        if valid["n"]:
+            shown = f"valid recall@10 {valid['recall@10']:.4f}, mrr {valid['mrr']:.4f}"
+        else:
+            shown = "no valid baskets"
+        log.info("epoch %d: loss %.4f, %s, %.1fs (%.0f examples/s)", epoch, rec["loss"], shown, seconds, rec["examples_per_second"])
         if on_epoch is not None:
             on_epoch(rec)
-        score = valid["recall@10"] if np.isfinite(valid["recall@10"]) else -rec["loss"]
+        score = valid["recall@10"] if valid["n"] else -rec["loss"]
         if score > best:
             best, best_state, stale = score, model.state(), 0
         else:
@@ -204,7 +217,9 @@ def train_baskets(
     history = fit(model, data, config, progress=progress)
     fit_seconds = time.perf_counter() - t_fit
     test = ranking_metrics(_model_scorer(model), data.test)
-    best = max(history, key=lambda r: r["valid_recall@10"] if np.isfinite(r["valid_recall@10"]) else -r["loss"])
+    best = max(history, key=lambda r: r["valid_recall@10"] if r["valid_recall@10"] is not None else -r["loss"])
+    if test["n"] == 0:
+        log.warning("no test basket has 2 or more known items: the test metrics are empty (null)")
     trained_examples = sum(len(data.train) for _ in history)
     metrics = {
         "model": {"recall@10": test["recall@10"], "mrr": test["mrr"]},
