@@ -109,10 +109,6 @@ def prepare(baskets: Baskets, split_seed: int = 0) -> Prepared:
     return Prepared(vocab, train, valid, test, enc_tr, sizes)
 
 
-def _model_scorer(model: BasketModel) -> Callable[[np.ndarray], np.ndarray]:
-    return model.forward
-
-
 def fit(
     model: BasketModel,
     data: Prepared,
@@ -123,7 +119,7 @@ def fit(
     """Minibatch training with validation after each epoch; the best epoch's weights are kept.
 
     Stops early after ``config.patience`` epochs without a better valid Recall@10. Returns one
-    record per epoch (loss, valid metrics, seconds, examples/s).
+    record per epoch (loss, valid metrics, seconds, examples/s); the kept epoch has ``"best": True``.
     """
     from tqdm.auto import tqdm
 
@@ -167,7 +163,7 @@ def fit(
         seconds = time.perf_counter() - t0
         bar.set_postfix(loss=f"{total / seen:.4f}")
         bar.close()
-        valid = ranking_metrics(_model_scorer(model), data.valid)
+        valid = ranking_metrics(model.forward, data.valid)
         rec = {
             "epoch": epoch,
             "loss": total / seen,
@@ -175,6 +171,7 @@ def fit(
             "valid_mrr": valid["mrr"],
             "seconds": seconds,
             "examples_per_second": seen / seconds,
+            "best": False,
         }
         history.append(rec)
         if valid["n"]:
@@ -187,6 +184,8 @@ def fit(
         score = valid["recall@10"] if valid["n"] else -rec["loss"]
         if score > best:
             best, best_state, stale = score, model.state(), 0
+            for r in history:
+                r["best"] = r is rec
         else:
             stale += 1
             if stale >= config.patience:
@@ -206,7 +205,7 @@ def train_baskets(
     config = (config or TrainConfig()).check()
     t_start = time.perf_counter()
     data = prepare(baskets, config.split_seed)
-    log.info("%s", data.sizes)
+    log.debug("%s", data.sizes)
     V = len(data.vocab)
     baselines = {
         "popularity": ranking_metrics(popularity_scorer(data.encoded_train, V), data.test),
@@ -216,11 +215,10 @@ def train_baskets(
     t_fit = time.perf_counter()
     history = fit(model, data, config, progress=progress)
     fit_seconds = time.perf_counter() - t_fit
-    test = ranking_metrics(_model_scorer(model), data.test)
-    best = max(history, key=lambda r: r["valid_recall@10"] if r["valid_recall@10"] is not None else -r["loss"])
+    test = ranking_metrics(model.forward, data.test)
+    best = next(r for r in history if r["best"])
     if test["n"] == 0:
         log.warning("no test basket has 2 or more known items: the test metrics are empty (null)")
-    trained_examples = sum(len(data.train) for _ in history)
     metrics = {
         "model": {"recall@10": test["recall@10"], "mrr": test["mrr"]},
         "baselines": {name: {"recall@10": m["recall@10"], "mrr": m["mrr"]} for name, m in baselines.items()},
@@ -229,7 +227,7 @@ def train_baskets(
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
         "train_seconds": fit_seconds,
-        "examples_per_second": trained_examples / sum(r["seconds"] for r in history),
+        "examples_per_second": len(data.train) * len(history) / sum(r["seconds"] for r in history),
         "total_seconds": time.perf_counter() - t_start,
         "sizes": data.sizes,
     }
