@@ -131,12 +131,12 @@ def test_neighbors_by_cosine_and_recommend_excludes_the_basket():
     tm = _trained()
     v = tm.model.embedding.weight.data
     v[:6] = np.array([[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]])
-    got = tm.neighbors("item0", topn=3)
+    got = tm.neighbors("item0", topn=3, min_count=1)
     assert [k for k, _ in got] == ["item1", "item2", "item4"]  # zero vector: similarity 0, not NaN
     assert got[0][1] == pytest.approx(0.9 / np.sqrt(0.82))
     assert got[2][1] == 0.0
-    assert tm.neighbors("item0", topn=0) == []
-    assert len(tm.neighbors("item0", topn=100)) == 5
+    assert tm.neighbors("item0", topn=0, min_count=1) == []
+    assert len(tm.neighbors("item0", topn=100, min_count=1)) == 5
     recs = tm.recommend(["item0", "item2"], topn=10)
     assert len(recs) == 4 and {"item0", "item2"}.isdisjoint(k for k, _ in recs)
     probs = [p for _, p in recs]

@@ -310,7 +310,7 @@ def read_baskets(
             path, stats["short_baskets"], stats["short_baskets"] + len(got.baskets), min_items, stats["separator"],
         )
     elif stats["duplicate_items"] or stats["short_baskets"]:
-        log.info(
+        log.debug(
             "%s: dropped %d repeated item(s) and %d basket(s) with fewer than %d items",
             path,
             stats["duplicate_items"],

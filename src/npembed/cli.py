@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 from typing import Sequence
@@ -70,12 +71,12 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def _add_query(sub, name: str, help: str) -> None:
+def _add_query(sub, name: str, help: str, min_count: int) -> None:
     p = sub.add_parser(name, help=help, description=help)
     p.add_argument("--model", default=DEFAULT_OUT, metavar="DIR", help=f"model folder (default ./{DEFAULT_OUT})")
     p.add_argument("--topn", type=int, default=10, help="how many items to print (default 10)")
-    p.add_argument("--min-count", type=int, default=5,
-                   help="only show items seen in at least this many training baskets (default 5, as word2vec's min_count)")
+    p.add_argument("--min-count", type=int, default=min_count,
+                   help=f"only show items seen in at least this many training baskets (default {min_count})")
     p.add_argument("keys", nargs="+", metavar="ITEM", help="item name(s)")
     p.set_defaults(func=_cmd_neighbors if name == "neighbors" else _cmd_recommend)
 
@@ -89,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_train(sub)
-    _add_query(sub, "neighbors", "print the items whose vectors are nearest (cosine) to each ITEM")
-    _add_query(sub, "recommend", "print the items most likely to complete the basket ITEM...")
+    _add_query(sub, "neighbors", "items nearest (cosine) to each ITEM", min_count=5)
+    _add_query(sub, "recommend", "items most likely to complete the basket ITEM...", min_count=1)
     return parser
 
 
@@ -176,8 +177,12 @@ def _cmd_train(args) -> int:
     metrics["wall_seconds"] = time.perf_counter() - t0
     out = save_model(trained, args.out, extra)
     print()
-    print(f"model written to {out}/ (metrics.json, vectors.npy, vocab.json{', embeddings.png' if extra else ''})")
-    print(f"try: npembed neighbors --model {args.out} {trained.vocab.index_to_key[int(trained.vocab.counts.argmax())]}")
+    print(
+        f"model written to {out}/ (vectors.npy, output_weight.npy, output_bias.npy, vocab.json, config.json, "
+        f"metrics.json{', embeddings.png' if extra else ''})"
+    )
+    top_item = trained.vocab.index_to_key[int(trained.vocab.counts.argmax())]
+    print(f"try: npembed neighbors --model {shlex.quote(args.out)} {shlex.quote(top_item)}")
     return 0
 
 
@@ -212,7 +217,7 @@ def _cmd_recommend(args) -> int:
     _check_topn(args)
     tm = _load(args)
     recs = tm.recommend(args.keys, args.topn, min_count=args.min_count)
-    print(f"to add to {' + '.join(args.keys)}:")
+    print(f"to add to {' + '.join(dict.fromkeys(args.keys))}:")
     for key, p in recs:
         print(f"  {p:7.4f}  {key}")
     return 0

@@ -41,7 +41,7 @@ __all__ = [
 class Examples:
     """Contexts padded to one width with ``pad``, the target of each, and each context's length."""
 
-    contexts: np.ndarray  # (n, width) int64, padded with `pad`
+    contexts: np.ndarray  # (n, width) int32 (int64 past 2**31 items), padded with `pad`
     targets: np.ndarray  # (n,) int64
     lengths: np.ndarray  # (n,) int64
     pad: int
@@ -67,10 +67,14 @@ def encode_baskets(baskets: Sequence[Sequence[str]], vocab: Vocab) -> list[np.nd
     return [vocab.encode(b) for b in baskets]
 
 
+def _id_dtype(pad: int) -> type:
+    return np.int32 if pad < np.iinfo(np.int32).max else np.int64
+
+
 def _pad(contexts: list[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.array([len(c) for c in contexts], dtype=np.int64)
     width = int(lengths.max()) if len(lengths) else 0
-    out = np.full((len(contexts), width), pad, dtype=np.int64)
+    out = np.full((len(contexts), width), pad, dtype=_id_dtype(pad))
     for i, c in enumerate(contexts):
         out[i, : len(c)] = c
     return out, lengths
@@ -96,7 +100,9 @@ def training_examples(encoded: Sequence[np.ndarray], pad: int) -> Examples:
     keep = [ids for ids in encoded if len(ids) >= 2]
     total = sum(len(ids) for ids in keep)
     width = max((len(ids) - 1 for ids in keep), default=0)
-    contexts = np.full((total, width), pad, dtype=np.int64)
+    # The padded contexts are the largest array of a run (380,772 x 31 for the recipes): int32
+    # halves it; the lookup widens each batch to int64 on the way in.
+    contexts = np.full((total, width), pad, dtype=_id_dtype(pad))
     targets = np.empty(total, dtype=np.int64)
     lengths = np.empty(total, dtype=np.int64)
     row = 0

@@ -165,11 +165,12 @@ class TrainedModel:
             raise ValueError(f"`min_count` must be a non-negative integer; got {min_count!r}.")
         return np.flatnonzero(self.vocab.counts < min_count)
 
-    def neighbors(self, key: str, topn: int = 10, min_count: int = 1) -> list[tuple[str, float]]:
+    def neighbors(self, key: str, topn: int = 10, min_count: int = 5) -> list[tuple[str, float]]:
         """The ``topn`` items whose vectors have the highest cosine similarity to ``key``'s.
 
         Items seen in fewer than ``min_count`` training baskets are left out: their vectors are
-        made of a handful of updates (the CLI uses 5, word2vec's default ``min_count``).
+        made of a handful of updates (5 is word2vec's default ``min_count``). ``key`` itself may be
+        any known item.
         """
         _check_topn(topn)
         if not isinstance(key, str):

@@ -94,6 +94,8 @@ class Adam(Optimizer):
 
     Row-sparse gradient (lazy, as ``torch.optim.SparseAdam``): the same moment updates applied to
     the touched rows only, and ``w[rows] -= lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)``.
+    ``weight_decay`` adds ``weight_decay * w`` to the gradient first (L2, as ``torch.optim.Adam``);
+    for a row-sparse gradient only to the touched rows.
     ``t`` counts the steps that gave this parameter a gradient; untouched rows keep their weights
     and moments unchanged, so an item that appears rarely is not pulled by stale momentum.
     """
@@ -104,8 +106,14 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
     ):
         super().__init__(params, lr)
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(weight_decay) and weight_decay >= 0
+        ):
+            raise ValueError(f"`weight_decay` must be a finite number >= 0; got {weight_decay!r}.")
+        self.weight_decay = float(weight_decay)
         ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
             isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, bool) for b in betas
         )
@@ -126,10 +134,15 @@ class Adam(Optimizer):
         bc1 = 1.0 - b1**t
         bc2 = 1.0 - b2**t
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        if isinstance(grad, RowSparseGrad):
-            adam_rows(p.data, m, v, grad.indices, grad.values, b1, b2, self.eps, self.lr * math.sqrt(bc2) / bc1)
-            return
         dt = p.data.dtype.type
+        if isinstance(grad, RowSparseGrad):
+            rows = grad.values
+            if self.weight_decay:
+                rows = rows + dt(self.weight_decay) * p.data[grad.indices]
+            adam_rows(p.data, m, v, grad.indices, rows, b1, b2, self.eps, self.lr * math.sqrt(bc2) / bc1)
+            return
+        if self.weight_decay:
+            grad = grad + dt(self.weight_decay) * p.data
         m *= dt(b1)
         m += dt(1.0 - b1) * grad
         v *= dt(b2)
@@ -140,4 +153,4 @@ class Adam(Optimizer):
         p.data -= dt(self.lr / bc1) * (m / denom)
 
     def __repr__(self) -> str:
-        return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps})"
+        return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"
