@@ -41,10 +41,10 @@ def run_torch(torch, data, order, epochs, d, lr, bs, seed):
     net = torch_model(torch, V, d, seed)
     opt_sparse = torch.optim.SparseAdam(list(net.emb.parameters()), lr=lr)
     opt_dense = torch.optim.Adam(list(net.out.parameters()), lr=lr)
-    ctx_all = torch.from_numpy(data.train.contexts)
+    ctx_all = torch.from_numpy(data.train.contexts.astype(np.int64))
     tgt_all = torch.from_numpy(data.train.targets)
     lengths = data.train.lengths
-    n = len(data.train)
+    n = len(order)
     t0 = time.perf_counter()
     for _ in range(epochs):
         for start in range(0, n, bs):
@@ -63,7 +63,7 @@ def run_torch(torch, data, order, epochs, d, lr, bs, seed):
     from npembed.heldout import ranking_metrics
 
     with torch.no_grad():
-        test = ranking_metrics(lambda c: net(torch.from_numpy(c)).numpy(), data.test)
+        test = ranking_metrics(lambda c: net(torch.from_numpy(c.astype(np.int64))).numpy(), data.test)
     return epochs * n / seconds, test
 
 
@@ -74,7 +74,7 @@ def run_npembed(data, order, epochs, d, lr, bs, seed):
     model = BasketModel(len(data.vocab), d, rng=seed)
     opt = Adam(model.parameters(), lr=lr)
     loss_fn = SoftmaxCrossEntropy()
-    n = len(data.train)
+    n = len(order)
     t0 = time.perf_counter()
     for _ in range(epochs):
         for start in range(0, n, bs):

@@ -21,4 +21,5 @@ def shared_data():
     for cand in (here.parent / "shared" / "data", here / "shared" / "data"):
         if cand.exists():
             return cand
-    pytest.skip("../shared/data is not present beside this checkout")
+    pytest.skip("the team's shared data folder (../shared/data) is not beside this checkout: "
+                "the checks against the upstream data files only run in the team's workspace")

@@ -53,7 +53,11 @@ def test_ranking_metrics_recall_and_mrr():
     assert perfect == {"recall@10": 1.0, "mrr": 1.0, "n": 1}
 
 
-def test_cooccurrence_matches_a_dense_reference(rng):
+@pytest.mark.parametrize("dense_pairs_max", [1 << 24, 0])
+def test_cooccurrence_matches_a_dense_reference(rng, monkeypatch, dense_pairs_max):
+    import npembed.heldout as H
+
+    monkeypatch.setattr(H, "DENSE_PAIRS_MAX", dense_pairs_max)  # both ways of counting pairs
     V = 7
     encoded = [rng.choice(V, size=rng.integers(2, 5), replace=False) for _ in range(40)]
     X = np.zeros((len(encoded), V))

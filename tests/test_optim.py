@@ -46,6 +46,26 @@ def test_adam_dense_matches_torch_adam(rng):
     np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
 
 
+def test_adam_weight_decay_matches_torch_adam(rng):
+    torch = torch_or_skip()
+    w0, steps = _problem(rng)
+    ours = _run_ours(Adam, w0, steps, sparse=False, lr=0.01, weight_decay=0.1)
+    theirs = _run_torch(torch, "Adam", w0, steps, sparse=False, lr=0.01, weight_decay=0.1)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
+    assert np.abs(ours - _run_ours(Adam, w0, steps, sparse=False, lr=0.01)).max() > 1e-4
+    with pytest.raises(ValueError, match="`weight_decay` must be a finite number >= 0; got -1"):
+        Adam([Parameter(w0)], weight_decay=-1)
+
+
+def test_adam_sparse_weight_decay_touches_only_batch_rows(rng):
+    w0, steps = _problem(rng, np.float64)
+    p = Parameter(w0.copy())
+    opt = Adam([p], lr=0.01, weight_decay=0.5)
+    p.accumulate(RowSparseGrad.from_rows(np.array([2]), np.zeros((1, 3)), w0.shape))
+    opt.step()
+    assert np.array_equal(np.flatnonzero((p.data != w0).any(axis=1)), [2])
+
+
 def test_adam_sparse_is_lazy_and_matches_torch_sparse_adam(rng):
     torch = torch_or_skip()
     w0, steps = _problem(rng)

@@ -21,16 +21,16 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
 
     # The load example needs a model folder: save a small one where the README expects it.
     monkeypatch.chdir(tmp_path)
-    vocab = Vocab(["garlic", "onion", "tomato", "basil", "salt", "egg", "flour"])
+    vocab = Vocab(["garlic", "onion", "tomato", "basil", "salt", "egg", "salmon"], [9, 8, 7, 6, 5, 5, 5])
     save_model(TrainedModel(BasketModel(len(vocab), 8, rng=0), vocab), "npembed-model")
-    scope: dict = {}
     for code in blocks:
-        exec(compile(code, str(README), "exec"), scope)
+        exec(compile(code, str(README), "exec"), {})  # each block runs on its own, as pasted
     out = capsys.readouterr().out
     assert "(2, 3, 64)" in out
     assert "[ 3  5  7 12] (4, 64)" in out
     assert "got -1 at position (1, 1)" in out
     assert "step 2: loss" in out
+    assert "(7, 8)" in out  # the load example's vectors.shape
 
 
 def test_readme_commands_are_the_ones_ci_runs():
@@ -41,3 +41,15 @@ def test_readme_commands_are_the_ones_ci_runs():
     assert "pip install '.[test]' && python -m pytest -q" in bash[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert "pip install -q '.[test]'" in ci and "python -m pytest -q" in ci
+
+
+def test_readme_states_the_cli_defaults():
+    from npembed.train import TrainConfig
+
+    d = TrainConfig()
+    text = README.read_text()
+    line = (
+        f"`--dim {d.dim} --epochs {d.epochs} --batch-size {d.batch_size} --lr {d.lr:g} --optimizer {d.optimizer} "
+        f"--init {d.init} --patience {d.patience} --seed {d.seed}`"
+    )
+    assert line in text.replace("\n", " ")

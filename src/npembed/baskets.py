@@ -157,7 +157,8 @@ def _column(header: list[str], col: str | int | None, default: int, what: str, p
         if len(header) <= default:
             raise FormatError(
                 f"the CSV header has {len(header)} column(s) {header}; it needs a basket column and an item column. "
-                "If this file holds one basket per line, pass --format lines.",
+                "If the columns are separated by something else than commas, pass --sep (e.g. --sep tab); "
+                "if this file holds one basket per line, pass --format lines.",
                 path,
                 1,
             )

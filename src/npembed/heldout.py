@@ -164,6 +164,10 @@ def popularity_scorer(encoded_train: Sequence[np.ndarray], num_items: int) -> Ca
     return score
 
 
+# Up to this many (item, item) cells, pairs are counted in a dense array; beyond, by sorting.
+DENSE_PAIRS_MAX = 1 << 24
+
+
 def cooccurrence_scorer(encoded_train: Sequence[np.ndarray], num_items: int) -> Callable[[np.ndarray], np.ndarray]:
     """Item-item co-occurrence: ``score(i) = sum_c C[i, c] / sqrt(count_i count_c)`` over the context.
 
@@ -176,7 +180,15 @@ def cooccurrence_scorer(encoded_train: Sequence[np.ndarray], num_items: int) -> 
     np.cumsum([len(u) for u in uniq_baskets], out=offsets[1:])
     counts = np.bincount(flat, minlength=num_items).astype(np.float64)
     keys = ordered_pairs(flat, offsets, num_items)  # key = c * num_items + i
-    uniq, pair_counts = np.unique(keys, return_counts=True)
+    if num_items * num_items <= DENSE_PAIRS_MAX:
+        # Small catalogue: count every pair in one dense pass instead of sorting the keys.
+        dense = np.bincount(keys, minlength=num_items * num_items)
+        uniq = np.flatnonzero(dense)
+        pair_counts = dense[uniq]
+        del dense
+    else:
+        uniq, pair_counts = np.unique(keys, return_counts=True)
+    del keys
     c_of, i_of = np.divmod(uniq, num_items)
     safe = np.where(counts > 0, counts, 1.0)
     weights = pair_counts / np.sqrt(safe[c_of] * safe[i_of])
@@ -185,6 +197,10 @@ def cooccurrence_scorer(encoded_train: Sequence[np.ndarray], num_items: int) -> 
     indptr = np.cumsum(indptr)
 
     def score(contexts: np.ndarray) -> np.ndarray:
+        # A few hundred baskets at a time: the expanded (basket, entry) pairs below grow with
+        # baskets x context length x co-occurring items, and would dominate peak memory.
+        if contexts.shape[0] > 256:
+            return np.concatenate([score(contexts[i : i + 256]) for i in range(0, contexts.shape[0], 256)])
         n = contexts.shape[0]
         rows, cols = np.nonzero((contexts >= 0) & (contexts < num_items))
         c = contexts[rows, cols]

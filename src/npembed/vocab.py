@@ -63,10 +63,12 @@ class Vocab:
             raise KeyError(self.unknown_message(key)) from None
 
     def unknown_message(self, key: str) -> str:
-        close = difflib.get_close_matches(key, self.index_to_key, n=5, cutoff=0.6)
-        if not close:
-            low = key.lower()
-            close = [k for k in self.index_to_key if low and low in k.lower()][:5]
+        low = key.lower().strip()
+        # Names that contain the key ("beer" -> "canned beer") first, then near spellings.
+        contains = [k for k in self.index_to_key if low and low in k.lower() and k != key]
+        contains.sort(key=lambda k: (len(k), k))
+        near = difflib.get_close_matches(key, self.index_to_key, n=5, cutoff=0.6)
+        close = list(dict.fromkeys(contains[:3] + near + contains[3:]))[:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         return f"{key!r} is not in the vocabulary ({len(self)} items).{hint}"
 
