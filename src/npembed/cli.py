@@ -25,6 +25,11 @@ class _StderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+
 def _sep(value: str) -> str:
     named = {"tab": "\t", "\\t": "\t", "comma": ",", "space": " ", "whitespace": " "}
     return named.get(value.lower(), value)
@@ -36,6 +41,7 @@ def _add_train(sub) -> None:
     d = TrainConfig()
     p = sub.add_parser(
         "train",
+        formatter_class=_Formatter,
         help="train item vectors on baskets (default: the bundled recipes) and evaluate them",
         description="Hold one item of each basket out, train an embedding table plus a softmax output layer "
         "to predict it from the others, and compare Recall@10 and MRR on test baskets with two baselines.",
@@ -72,7 +78,7 @@ def _add_train(sub) -> None:
 
 
 def _add_query(sub, name: str, help: str, min_count: int) -> None:
-    p = sub.add_parser(name, help=help, description=help)
+    p = sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
     p.add_argument("--model", default=DEFAULT_OUT, metavar="DIR", help=f"model folder (default ./{DEFAULT_OUT})")
     p.add_argument("--topn", type=int, default=10, help="how many items to print (default 10)")
     p.add_argument("--min-count", type=int, default=min_count,
@@ -85,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npembed",
         description="Train, query and evaluate embedding tables on NumPy.",
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
