@@ -11,7 +11,7 @@ from ._checks import check_float_dtype, check_ids, check_positive_int
 from .kernels import gather_rows
 from .parameter import Parameter, RowSparseGrad
 
-__all__ = ["Embedding", "embedding", "embedding_backward", "as_generator"]
+__all__ = ["Embedding", "embedding", "as_generator"]
 
 
 def as_generator(rng: Union[np.random.Generator, int, None]) -> np.random.Generator:
@@ -33,17 +33,6 @@ def embedding(weight: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return gather_rows(weight, flat).reshape(ids.shape + (weight.shape[1],))
 
 
-def embedding_backward(
-    ids: np.ndarray, grad_output: np.ndarray, num_embeddings: int, padding_idx: int | None = None
-) -> RowSparseGrad:
-    """Gradient of the lookup for the table: a scatter-add of ``grad_output`` rows onto ``ids``.
-
-    Repeated ids are summed; the ``padding_idx`` row gets nothing.
-    """
-    d = grad_output.shape[-1]
-    return RowSparseGrad.from_rows(ids.reshape(-1), grad_output.reshape(-1, d), (num_embeddings, d), padding_idx)
-
-
 class _Pretrained:
     """A matrix given to ``from_pretrained``: copied as is, padding row included."""
 
@@ -51,17 +40,37 @@ class _Pretrained:
         self.matrix = matrix
 
 
-def _normalize_padding_idx(padding_idx: Any, num_embeddings: int) -> int | None:
+def _normalize_padding_idx(padding_idx: Any, num_embeddings: int, name: str = "padding_idx") -> int | None:
     if padding_idx is None:
         return None
     if isinstance(padding_idx, (bool, np.bool_)) or not isinstance(padding_idx, (int, np.integer)):
-        raise TypeError(f"`padding_idx` must be an int or None; got {padding_idx!r}.")
+        raise TypeError(f"`{name}` must be an int or None; got {padding_idx!r}.")
     if not -num_embeddings <= padding_idx < num_embeddings:
         raise ValueError(
-            f"`padding_idx` must be in [-{num_embeddings}, {num_embeddings}) (negative counts from the end); "
+            f"`{name}` must be in [-{num_embeddings}, {num_embeddings}) (negative counts from the end); "
             f"got {padding_idx}."
         )
     return int(padding_idx) % num_embeddings
+
+
+INVALID_POLICIES = ("raise", "zero", "fallback")
+MAX_NORM_MODES = ("renorm", "clip")
+SPECIAL_RULES = ("frozen", "trainable")
+
+
+def _norm_type(value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`norm_type` must be a number; got {value!r}.")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"`norm_type` must be a finite number > 0 (2 for the Euclidean norm); got {value}.")
+    return float(value)
+
+
+def _row_norms(rows: np.ndarray, p: float) -> np.ndarray:
+    a = np.abs(rows.astype(np.float64, copy=False))
+    if p == 2.0:
+        return np.sqrt(np.einsum("ij,ij->i", a, a))
+    return (a**p).sum(axis=1) ** (1.0 / p)
 
 
 class Embedding:
@@ -70,12 +79,33 @@ class Embedding:
     Parameters
     ----------
     num_embeddings : int
-        Number of rows (the vocabulary size, padding row included).
+        Number of rows (the vocabulary size, padding and special rows included).
     embedding_dim : int
         Size of each vector.
     padding_idx : int, optional
         Row whose vector starts at zero and never receives a gradient (negative values count from
-        the end, as in PyTorch). Use it for the id that pads variable-length inputs.
+        the end, as in PyTorch). ``EmbeddingBag`` also leaves it out of its reductions.
+    special_ids : dict of int to {"frozen", "trainable"}, optional
+        Further special rows (e.g. a mask or unknown token). Each starts at zero; a "frozen" one
+        never receives a gradient, a "trainable" one learns from zero. Negative ids count from the end.
+    max_norm : float, optional
+        Keep looked-up vectors at most this long in the ``norm_type`` norm. Two modes:
+        ``max_norm_mode="renorm"`` (default) is PyTorch's: before the lookup, every table row the
+        batch references whose norm exceeds ``max_norm`` is rescaled *in the table* by
+        ``max_norm / (norm + 1e-7)``; the rescaling itself has no gradient.
+        ``max_norm_mode="clip"`` leaves the table alone and scales each *output* vector the same
+        way, differentiably (its backward includes the derivative of the norm).
+    norm_type : float, default 2
+    scale_grad_by_freq : bool, default False
+        Divide each row's gradient by how often its id occurs in the batch (as PyTorch).
+    invalid_ids : {"raise", "zero", "fallback"}, default "raise"
+        What an id outside ``[0, num_embeddings)`` does: raise ``IndexError`` (naming position,
+        value and range); look up a zero vector that gets no gradient; or look up row
+        ``fallback_idx`` instead. ``num_embeddings`` itself, ``-1`` (never wrapped around to the
+        last row) and huge values are all invalid. Float or bool ids are a ``TypeError`` whatever
+        the policy. An empty id array gives an empty output.
+    fallback_idx : int, optional
+        The row used for invalid ids when ``invalid_ids="fallback"``.
     init : str or callable or ndarray, default "normal"
         Initialiser (see :mod:`npembed.init`): ``"normal"`` draws N(0, 1) like PyTorch's
         ``nn.Embedding``; ``"uniform"``, ``"xavier_uniform"``, ``"zeros"``; a callable
@@ -83,21 +113,22 @@ class Embedding:
         ``(num_embeddings, embedding_dim)`` array to copy.
     rng : np.random.Generator or int, optional
         Source of every random draw; ``None`` means ``np.random.default_rng(0)``.
-    dtype : dtype, default float32
+    dtype : float32 (default) or float64
     freeze : bool, default False
         If true the table gets no gradient (``weight.requires_grad`` is false).
+        :meth:`freeze_rows` and :meth:`set_lr_scale` act on single rows.
 
     Shape
     -----
-    ``ids`` of any shape ``(*)``, integers in ``[0, num_embeddings)``  ->  ``(*, embedding_dim)``.
+    ``ids`` of any shape ``(*)``  ->  ``(*, embedding_dim)``.
 
     Raises
     ------
     TypeError
         For float or bool ids.
     IndexError
-        For ids outside ``[0, num_embeddings)``, naming the first bad position and value.
-        Negative ids are never wrapped around.
+        For ids outside ``[0, num_embeddings)`` under ``invalid_ids="raise"``, naming the first
+        bad position and value. Negative ids are never wrapped around.
 
     Notes
     -----
@@ -124,6 +155,13 @@ class Embedding:
         embedding_dim: int,
         *,
         padding_idx: int | None = None,
+        special_ids: dict | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        max_norm_mode: str = "renorm",
+        scale_grad_by_freq: bool = False,
+        invalid_ids: str = "raise",
+        fallback_idx: int | None = None,
         init: Union[str, _init.Initializer, np.ndarray] = "normal",
         rng: Union[np.random.Generator, int, None] = None,
         dtype: Any = np.float32,
@@ -132,15 +170,67 @@ class Embedding:
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.padding_idx = _normalize_padding_idx(padding_idx, self.num_embeddings)
+        self.special_ids = self._check_special_ids(special_ids)
+        if max_norm is not None:
+            if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.integer, np.floating)):
+                raise TypeError(f"`max_norm` must be a positive number or None; got {max_norm!r}.")
+            if not (np.isfinite(max_norm) and max_norm > 0):
+                raise ValueError(f"`max_norm` must be a positive, finite number or None; got {max_norm}.")
+            max_norm = float(max_norm)
+        self.max_norm = max_norm
+        self.norm_type = _norm_type(norm_type)
+        if max_norm_mode not in MAX_NORM_MODES:
+            raise ValueError(f"`max_norm_mode` must be one of {MAX_NORM_MODES}; got {max_norm_mode!r}.")
+        self.max_norm_mode = max_norm_mode
+        self.scale_grad_by_freq = bool(scale_grad_by_freq)
+        if invalid_ids not in INVALID_POLICIES:
+            raise ValueError(f"`invalid_ids` must be one of {INVALID_POLICIES}; got {invalid_ids!r}.")
+        self.invalid_ids = invalid_ids
+        if invalid_ids == "fallback":
+            if fallback_idx is None:
+                raise ValueError("`invalid_ids='fallback'` needs `fallback_idx`, the row to use for invalid ids.")
+            fallback_idx = _normalize_padding_idx(fallback_idx, self.num_embeddings, name="fallback_idx")
+        elif fallback_idx is not None:
+            raise ValueError("`fallback_idx` is used only with invalid_ids='fallback'.")
+        self.fallback_idx = fallback_idx
         self.dtype = check_float_dtype(dtype)
         self._init = init if isinstance(init, (np.ndarray, _Pretrained)) else _init.resolve(init)
         self._rng = as_generator(rng)
         self.weight = Parameter(np.empty((0, 0), self.dtype), requires_grad=not freeze, name="weight")
+        # Rows that never receive a gradient (padding, frozen special ids, freeze_rows), and the
+        # per-row learning-rate multipliers; both made only when first needed.
+        self._frozen: np.ndarray | None = None
+        self._lr_scale: np.ndarray | None = None
+        for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"]:
+            if r is not None:
+                self._frozen_mask()[r] = True
         self._ids: np.ndarray | None = None
+        self._shape: tuple = ()
+        self._clip: tuple | None = None
         self.reset_parameters()
 
+    def _check_special_ids(self, special_ids) -> dict:
+        if special_ids is None:
+            return {}
+        if not isinstance(special_ids, dict):
+            raise TypeError(f"`special_ids` must be a dict of id -> 'frozen' or 'trainable'; got {type(special_ids).__name__}.")
+        out = {}
+        for key, rule in special_ids.items():
+            r = _normalize_padding_idx(key, self.num_embeddings, name="special_ids key")
+            if rule not in SPECIAL_RULES:
+                raise ValueError(f"`special_ids[{key}]` must be one of {SPECIAL_RULES}; got {rule!r}.")
+            if r == self.padding_idx:
+                raise ValueError(f"`special_ids` repeats padding_idx {key}; the padding row is already frozen at zero.")
+            out[r] = rule
+        return out
+
+    def _frozen_mask(self) -> np.ndarray:
+        if self._frozen is None:
+            self._frozen = np.zeros(self.num_embeddings, dtype=np.bool_)
+        return self._frozen
+
     def reset_parameters(self) -> None:
-        """Draw the table again from the initialiser (the padding row set to zero)."""
+        """Draw the table again from the initialiser (padding and special rows set to zero)."""
         shape = (self.num_embeddings, self.embedding_dim)
         if isinstance(self._init, _Pretrained):
             # from_pretrained keeps the given padding row, as PyTorch does.
@@ -160,6 +250,8 @@ class Embedding:
             table = _init.apply(self._init, shape, self._rng, self.dtype)
         if self.padding_idx is not None:
             table[self.padding_idx] = 0
+        for r in self.special_ids:
+            table[r] = 0
         self.weight.data = table
         self.weight.grad = None
 
@@ -170,11 +262,13 @@ class Embedding:
         freeze: bool = True,
         padding_idx: int | None = None,
         dtype: Any = None,
+        **kwargs: Any,
     ) -> "Embedding":
         """An embedding whose table is a copy of ``matrix`` (2-D).
 
         As in PyTorch, ``freeze=True`` by default and the ``padding_idx`` row keeps its given values
-        (it only stops receiving gradient).
+        (it only stops receiving gradient). Other keyword arguments (``max_norm``,
+        ``invalid_ids``, ...) are passed to the constructor.
         """
         arr = np.asarray(matrix)
         if arr.ndim != 2:
@@ -194,22 +288,117 @@ class Embedding:
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
             raise ValueError(f"`matrix` must be finite; got {arr[bad]} at position {bad}.")
         return cls(
-            arr.shape[0], arr.shape[1], padding_idx=padding_idx, init=_Pretrained(arr), dtype=dtype, freeze=freeze
+            arr.shape[0], arr.shape[1], padding_idx=padding_idx, init=_Pretrained(arr), dtype=dtype, freeze=freeze, **kwargs
         )
+
+    # ---- per-row training controls -------------------------------------------------------
+
+    def freeze_rows(self, ids: Any, frozen: bool = True) -> None:
+        """Stop (or, with ``frozen=False``, resume) gradients for the rows ``ids``.
+
+        E.g. keep 400,000 loaded pre-trained rows fixed while new rows train. The padding row
+        always stays frozen.
+        """
+        rows = check_ids(ids, self.num_embeddings).reshape(-1)
+        self._frozen_mask()[rows] = bool(frozen)
+        if self.padding_idx is not None:
+            self._frozen[self.padding_idx] = True
+
+    def set_lr_scale(self, ids: Any, scale: float | np.ndarray) -> None:
+        """Multiply the optimizer's step for rows ``ids`` by ``scale`` (>= 0; 0 freezes them).
+
+        Works with every optimizer's row-sparse update: SGD's step and Adam's step are scaled;
+        the moments of a frozen row do not advance.
+        """
+        rows = check_ids(ids, self.num_embeddings).reshape(-1)
+        sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), rows.shape)
+        if not np.all(np.isfinite(sc)) or np.any(sc < 0):
+            raise ValueError(f"`scale` must be finite and >= 0; got {scale!r}.")
+        if self._lr_scale is None:
+            self._lr_scale = np.ones(self.num_embeddings, dtype=np.float64)
+        self._lr_scale[rows] = sc
+        zero = rows[sc == 0]
+        if zero.size:
+            self._frozen_mask()[zero] = True
+
+    @property
+    def frozen_rows(self) -> np.ndarray:
+        """Sorted ids of the rows that receive no gradient."""
+        return np.empty(0, np.int64) if self._frozen is None else np.flatnonzero(self._frozen)
+
+    # ---- ids --------------------------------------------------------------------------------
+
+    def _resolve_ids(self, ids: Any) -> np.ndarray:
+        """Checked ids as int64 of the same shape; under invalid_ids="zero" an invalid id is -1."""
+        if self.invalid_ids == "raise":
+            return np.array(check_ids(ids, self.num_embeddings), dtype=np.int64)
+        arr = np.asarray(ids)
+        if arr.dtype == object:
+            vals = list(arr.flat)
+            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in vals):
+                check_ids(arr, self.num_embeddings)  # raises the TypeError
+            bad = np.array([not 0 <= v < self.num_embeddings for v in vals], dtype=bool).reshape(arr.shape)
+            out = np.where(bad, 0, arr).astype(np.int64)
+        else:
+            check_ids(np.zeros(0, dtype=arr.dtype) if arr.dtype.kind in "iu" else arr, self.num_embeddings)
+            bad = (arr < 0) | (arr >= self.num_embeddings)
+            out = np.where(bad, 0, arr).astype(np.int64)
+        out[bad] = -1 if self.invalid_ids == "zero" else self.fallback_idx
+        return out
+
+    def _renorm(self, flat: np.ndarray) -> None:
+        """PyTorch's max_norm: rescale, in the table, the referenced rows longer than max_norm."""
+        rows = np.unique(flat[flat >= 0])
+        w = self.weight.data
+        norms = _row_norms(w[rows], self.norm_type)
+        over = norms > self.max_norm
+        if over.any():
+            scale = self.max_norm / (norms[over] + 1e-7)
+            w[rows[over]] *= scale[:, None].astype(w.dtype)
+
+    # ---- forward / backward -----------------------------------------------------------------
 
     def forward(self, ids: Any) -> np.ndarray:
         """Look up ``ids`` of any shape; keeps them for :meth:`backward`."""
-        arr = check_ids(ids, self.num_embeddings)
-        self._ids = np.array(arr, dtype=np.int64)  # a copy: the caller may reuse its buffer
-        return embedding(self.weight.data, self._ids)
+        resolved = self._resolve_ids(ids)
+        flat = resolved.reshape(-1)
+        if self.max_norm is not None and self.max_norm_mode == "renorm" and flat.size:
+            self._renorm(flat)
+        invalid = flat < 0
+        out = gather_rows(self.weight.data, np.where(invalid, 0, flat) if invalid.any() else flat)
+        if invalid.any():
+            out[invalid] = 0
+        self._clip = None
+        if self.max_norm is not None and self.max_norm_mode == "clip" and flat.size:
+            norms = _row_norms(out, self.norm_type)
+            over = norms > self.max_norm
+            if over.any():
+                self._clip = (out.copy(), norms, over)
+                out[over] *= (self.max_norm / (norms[over] + 1e-7))[:, None].astype(out.dtype)
+        self._ids, self._shape = flat, resolved.shape
+        return out.reshape(resolved.shape + (self.embedding_dim,))
 
     __call__ = forward
+
+    def _clip_backward(self, g: np.ndarray) -> np.ndarray:
+        """Gradient through ``out = e * c / (n + eps)`` for rows with ``n = ||e||_p > c``."""
+        e_all, norms, over = self._clip
+        e = e_all[over].astype(np.float64)
+        n = norms[over][:, None]
+        gi = g[over].astype(np.float64)
+        c, p = self.max_norm, self.norm_type
+        # d n / d e = sign(e) |e|^(p-1) / n^(p-1)
+        dn = np.sign(e) * np.abs(e) ** (p - 1) / n ** (p - 1)
+        ge = gi * c / (n + 1e-7) - (c * (gi * e).sum(axis=1, keepdims=True) / (n + 1e-7) ** 2) * dn
+        g = g.copy()
+        g[over] = ge.astype(g.dtype)
+        return g
 
     def backward(self, grad_output: np.ndarray) -> None:
         """Accumulate the row-sparse table gradient into ``weight.grad``; ids have no gradient."""
         if self._ids is None:
             raise RuntimeError("Embedding.backward called before forward: call the layer on ids first.")
-        expected = self._ids.shape + (self.embedding_dim,)
+        expected = self._shape + (self.embedding_dim,)
         grad_output = np.asarray(grad_output)
         if grad_output.shape != expected:
             raise ValueError(
@@ -217,11 +406,55 @@ class Embedding:
             )
         if not self.weight.requires_grad:
             return None
-        grad = embedding_backward(
-            self._ids, grad_output.astype(self.dtype, copy=False), self.num_embeddings, self.padding_idx
-        )
-        self.weight.accumulate(grad)
+        g = grad_output.astype(self.dtype, copy=False).reshape(-1, self.embedding_dim)
+        if self._clip is not None:
+            g = self._clip_backward(g)
+        self.weight.accumulate(self._row_grad(self._ids, g))
         return None
+
+    def _row_grad(self, flat: np.ndarray, rows: np.ndarray) -> RowSparseGrad:
+        """The table gradient from one gradient row per looked-up position (invalid ids are -1)."""
+        valid = flat >= 0
+        if not valid.all():  # invalid_ids="zero": those positions looked up nothing
+            flat, rows = flat[valid], rows[valid]
+        return RowSparseGrad.from_rows(
+            flat,
+            rows,
+            (self.num_embeddings, self.embedding_dim),
+            frozen=self._frozen,
+            scale_by_freq=self.scale_grad_by_freq,
+            lr_scale=self._lr_scale,
+        )
+
+    def attend(self, x: np.ndarray) -> np.ndarray:
+        """Scores of ``x`` against every row: ``x @ weight.T``, ``(*, embedding_dim) -> (*, num_embeddings)``.
+
+        Lets an output layer share the table (tied weights); :meth:`attend_backward` gives the
+        gradients.
+        """
+        x = np.asarray(x)
+        if x.shape[-1:] != (self.embedding_dim,):
+            raise ValueError(f"`x` must have last axis {self.embedding_dim} (embedding_dim); got shape {x.shape}.")
+        if x.dtype.kind != "f":
+            raise TypeError(f"`x` must be a float array; got dtype {x.dtype}.")
+        self._attend_x = x
+        return x @ self.weight.data.T
+
+    def attend_backward(self, grad_scores: np.ndarray) -> np.ndarray:
+        """Accumulate the table gradient of :meth:`attend` (every row but frozen ones) and return ``d x``."""
+        x = getattr(self, "_attend_x", None)
+        if x is None:
+            raise RuntimeError("Embedding.attend_backward called before attend.")
+        g = np.asarray(grad_scores)
+        if g.shape != x.shape[:-1] + (self.num_embeddings,):
+            raise ValueError(f"`grad_scores` must have shape {x.shape[:-1] + (self.num_embeddings,)}; got {g.shape}.")
+        g2 = g.reshape(-1, self.num_embeddings)
+        if self.weight.requires_grad:
+            dense = (g2.T @ x.reshape(-1, self.embedding_dim)).astype(self.dtype, copy=False)
+            keep = np.arange(self.num_embeddings) if self._frozen is None else np.flatnonzero(~self._frozen)
+            scale = None if self._lr_scale is None else self._lr_scale[keep]
+            self.weight.accumulate(RowSparseGrad(keep, dense[keep], (self.num_embeddings, self.embedding_dim), scale))
+        return (g2 @ self.weight.data).reshape(x.shape)
 
     def parameters(self) -> list[Parameter]:
         return [self.weight]
@@ -230,6 +463,16 @@ class Embedding:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             s += f", padding_idx={self.padding_idx}"
+        if self.special_ids:
+            s += f", special_ids={self.special_ids}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}, max_norm_mode={self.max_norm_mode!r}"
+            if self.norm_type != 2.0:
+                s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += ", scale_grad_by_freq=True"
+        if self.invalid_ids != "raise":
+            s += f", invalid_ids={self.invalid_ids!r}"
         if not self.weight.requires_grad:
             s += ", freeze=True"
         if self.dtype != np.float32:

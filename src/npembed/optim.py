@@ -75,7 +75,7 @@ class SGD(Optimizer):
 
     def _update(self, p, grad, state):
         if isinstance(grad, RowSparseGrad):
-            sgd_rows(p.data, grad.indices, grad.values, self.lr)
+            sgd_rows(p.data, grad.indices, grad.values, self.lr, grad.scale)
         else:
             p.data -= p.data.dtype.type(self.lr) * grad
 
@@ -139,7 +139,7 @@ class Adam(Optimizer):
             rows = grad.values
             if self.weight_decay:
                 rows = rows + dt(self.weight_decay) * p.data[grad.indices]
-            adam_rows(p.data, m, v, grad.indices, rows, b1, b2, self.eps, self.lr * math.sqrt(bc2) / bc1)
+            adam_rows(p.data, m, v, grad.indices, rows, b1, b2, self.eps, self.lr * math.sqrt(bc2) / bc1, grad.scale)
             return
         if self.weight_decay:
             grad = grad + dt(self.weight_decay) * p.data

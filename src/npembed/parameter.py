@@ -29,6 +29,9 @@ class RowSparseGrad:
         The summed gradient of each of those rows.
     shape : tuple of int
         Shape of the full table, ``(num_rows, dim)``.
+    scale : ndarray of float, shape (k,), optional
+        Per-row learning-rate multipliers (from :meth:`Embedding.set_lr_scale`); optimizers
+        multiply each row's step by it. ``None`` means 1 for every row.
 
     Notes
     -----
@@ -39,6 +42,7 @@ class RowSparseGrad:
     indices: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
+    scale: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # Optimizers write to `indices` rows with compiled code: an index outside the table would
@@ -58,24 +62,49 @@ class RowSparseGrad:
                     f"`indices` must be sorted, unique and in [0, {shape[0]}); build the gradient with "
                     "RowSparseGrad.from_rows(ids, rows, shape), which sums repeated ids."
                 )
+        if self.scale is not None:
+            sc = np.ascontiguousarray(self.scale, dtype=np.float64)
+            if sc.shape != idx.shape:
+                raise ValueError(f"`scale` must have one entry per index ({idx.shape[0]}); got shape {sc.shape}.")
+            object.__setattr__(self, "scale", sc)
         object.__setattr__(self, "indices", np.ascontiguousarray(idx, dtype=np.int64))
         object.__setattr__(self, "values", np.ascontiguousarray(vals))
         object.__setattr__(self, "shape", shape)
 
     @classmethod
     def from_rows(
-        cls, ids: np.ndarray, rows: np.ndarray, shape: tuple[int, int], skip: int | None = None
+        cls,
+        ids: np.ndarray,
+        rows: np.ndarray,
+        shape: tuple[int, int],
+        skip: int | None = None,
+        *,
+        frozen: np.ndarray | None = None,
+        scale_by_freq: bool = False,
+        lr_scale: np.ndarray | None = None,
     ) -> "RowSparseGrad":
-        """Build from one gradient row per id: repeated ids are summed, rows of id ``skip`` dropped.
+        """Build from one gradient row per id: repeated ids are summed.
 
         ``ids`` of any shape ``(*)`` in ``[0, shape[0])``; ``rows`` of shape ``(*, shape[1])``.
+        Rows of id ``skip`` and of ids whose entry in the bool array ``frozen`` is true are
+        dropped. ``scale_by_freq`` divides each summed row by the number of times its id occurs.
+        ``lr_scale`` (one multiplier per table row) fills :attr:`scale` for the rows kept.
         """
         ids = check_ids(ids, int(shape[0]))
         rows = np.asarray(rows)
         if rows.shape != ids.shape + (int(shape[1]),):
             raise ValueError(f"`rows` must have shape {ids.shape + (int(shape[1]),)} (ids.shape + (dim,)); got {rows.shape}.")
-        indices, values = coalesce_rows(ids.reshape(-1), rows.reshape(-1, int(shape[1])), -1 if skip is None else int(skip))
-        return cls(indices, values, tuple(shape))
+        indices, values, counts = coalesce_rows(
+            ids.reshape(-1),
+            rows.reshape(-1, int(shape[1])),
+            -1 if skip is None else int(skip),
+            frozen,
+            return_counts=True,
+        )
+        if scale_by_freq and len(indices):
+            values /= counts[:, None].astype(values.dtype)
+        scale = None if lr_scale is None else lr_scale[indices]
+        return cls(indices, values, tuple(shape), scale)
 
     def __add__(self, other: "RowSparseGrad") -> "RowSparseGrad":
         if not isinstance(other, RowSparseGrad):
@@ -84,7 +113,16 @@ class RowSparseGrad:
             raise ValueError(f"cannot add row-sparse gradients of shapes {self.shape} and {other.shape}.")
         ids = np.concatenate([self.indices, other.indices])
         rows = np.concatenate([self.values, other.values])
-        return RowSparseGrad.from_rows(ids, rows, self.shape)
+        summed = RowSparseGrad.from_rows(ids, rows, self.shape)
+        if self.scale is None and other.scale is None:
+            return summed
+        ones = np.ones
+        scales = np.concatenate([
+            self.scale if self.scale is not None else ones(len(self.indices)),
+            other.scale if other.scale is not None else ones(len(other.indices)),
+        ])
+        _, first = np.unique(ids, return_index=True)  # sorted like summed.indices
+        return RowSparseGrad(summed.indices, summed.values, self.shape, scales[first])
 
     def to_dense(self) -> np.ndarray:
         """The full ``shape`` array (for tests and small tables; training never calls this)."""

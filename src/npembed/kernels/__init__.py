@@ -71,9 +71,10 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def _coalesce_rows(ids, rows, skip):  # pragma: no cover - compiled
+def _coalesce_rows(ids, rows, skip, frozen):  # pragma: no cover - compiled
     n = ids.shape[0]
     d = rows.shape[1]
+    use_frozen = frozen.shape[0] > 0
     # A stable sort keeps repeated ids in input order, so their sum is always added up in the
     # same order: the result does not depend on anything but the inputs.
     order = np.argsort(ids, kind="mergesort")
@@ -82,38 +83,48 @@ def _coalesce_rows(ids, rows, skip):  # pragma: no cover - compiled
     first = True
     for t in range(n):
         r = ids[order[t]]
-        if r == skip:
+        if r == skip or (use_frozen and frozen[r]):
             continue
         if first or r != prev:
             k += 1
             prev = r
             first = False
     uniq = np.empty(k, dtype=np.int64)
+    counts = np.zeros(k, dtype=np.int64)
     out = np.zeros((k, d), dtype=rows.dtype)
     u = -1
     first = True
     for t in range(n):
         src = order[t]
         r = ids[src]
-        if r == skip:
+        if r == skip or (use_frozen and frozen[r]):
             continue
         if first or r != uniq[u]:
             u += 1
             uniq[u] = r
             first = False
+        counts[u] += 1
         for j in range(d):
             out[u, j] += rows[src, j]
-    return uniq, out
+    return uniq, out, counts
 
 
-def coalesce_rows(ids: np.ndarray, rows: np.ndarray, skip: int = -1) -> tuple[np.ndarray, np.ndarray]:
+_NO_MASK = np.zeros(0, dtype=np.bool_)
+
+
+def coalesce_rows(
+    ids: np.ndarray, rows: np.ndarray, skip: int = -1, frozen: np.ndarray | None = None, return_counts: bool = False
+):
     """Sum the rows of repeated ids: returns sorted unique ids and one summed row per id.
 
-    ``ids`` is 1-D (n,), ``rows`` is (n, d). Ids equal to ``skip`` (e.g. a padding id) are dropped.
+    ``ids`` is 1-D (n,), ``rows`` is (n, d). Ids equal to ``skip`` (e.g. a padding id), and ids
+    whose entry in the bool array ``frozen`` is true, are dropped. With ``return_counts`` the
+    number of occurrences of each returned id comes third.
     """
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     rows = np.ascontiguousarray(rows)
-    return _coalesce_rows(ids, rows, np.int64(skip))
+    uniq, out, counts = _coalesce_rows(ids, rows, np.int64(skip), _NO_MASK if frozen is None else frozen)
+    return (uniq, out, counts) if return_counts else (uniq, out)
 
 
 @_dual
@@ -165,33 +176,41 @@ def masked_mean_backward(grad: np.ndarray, mask: np.ndarray, counts: np.ndarray)
 
 
 @_dual
-def _sgd_rows(weight, idx, rows, lr):  # pragma: no cover - compiled
+def _sgd_rows(weight, idx, rows, lr, scale):  # pragma: no cover - compiled
     d = weight.shape[1]
+    scaled = scale.shape[0] > 0
     for i in nb.prange(idx.shape[0]):
         r = idx[i]
+        step = lr * scale[i] if scaled else lr
         for j in range(d):
-            weight[r, j] -= lr * rows[i, j]
+            weight[r, j] -= step * rows[i, j]
 
 
-def sgd_rows(weight: np.ndarray, idx: np.ndarray, rows: np.ndarray, lr: float) -> None:
-    """In place: ``weight[idx] -= lr * rows`` for unique ``idx``."""
+def _scale_arg(scale, dtype):
+    return np.zeros(0, dtype=dtype) if scale is None else np.ascontiguousarray(scale, dtype=dtype)
+
+
+def sgd_rows(weight: np.ndarray, idx: np.ndarray, rows: np.ndarray, lr: float, scale: np.ndarray | None = None) -> None:
+    """In place: ``weight[idx] -= lr * scale[:, None] * rows`` for unique ``idx`` (scale 1 if None)."""
     if idx.shape[0]:
-        _sgd_rows(rows.size, weight, idx, rows, weight.dtype.type(lr))
+        _sgd_rows(rows.size, weight, idx, rows, weight.dtype.type(lr), _scale_arg(scale, weight.dtype))
 
 
 @_dual
-def _adam_rows(weight, m, v, idx, rows, beta1, beta2, eps, step_size):  # pragma: no cover - compiled
+def _adam_rows(weight, m, v, idx, rows, beta1, beta2, eps, step_size, scale):  # pragma: no cover - compiled
     d = weight.shape[1]
     one = weight.dtype.type(1.0)
+    scaled = scale.shape[0] > 0
     for i in nb.prange(idx.shape[0]):
         r = idx[i]
+        step = step_size * scale[i] if scaled else step_size
         for j in range(d):
             g = rows[i, j]
             mj = m[r, j] + (g - m[r, j]) * (one - beta1)
             vj = v[r, j] + (g * g - v[r, j]) * (one - beta2)
             m[r, j] = mj
             v[r, j] = vj
-            weight[r, j] -= step_size * (mj / (np.sqrt(vj) + eps))
+            weight[r, j] -= step * (mj / (np.sqrt(vj) + eps))
 
 
 def adam_rows(
@@ -204,15 +223,17 @@ def adam_rows(
     beta2: float,
     eps: float,
     step_size: float,
+    scale: np.ndarray | None = None,
 ) -> None:
     """In place lazy Adam on the rows ``idx`` (unique) only, as ``torch.optim.SparseAdam`` does.
 
     ``m += (g - m)(1 - beta1)``, ``v += (g^2 - v)(1 - beta2)``,
-    ``w -= step_size * m / (sqrt(v) + eps)`` with ``step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``.
+    ``w -= scale * step_size * m / (sqrt(v) + eps)`` with ``step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``
+    (``scale``, one per row, defaults to 1).
     """
     if idx.shape[0]:
         t = weight.dtype.type
-        _adam_rows(rows.size, weight, m, v, idx, rows, t(beta1), t(beta2), t(eps), t(step_size))
+        _adam_rows(rows.size, weight, m, v, idx, rows, t(beta1), t(beta2), t(eps), t(step_size), _scale_arg(scale, weight.dtype))
 
 
 @nb.njit(cache=True, nogil=True)
