@@ -1,6 +1,7 @@
 """npembed: embedding layers on NumPy, with compiled kernels, for training and querying on the CPU."""
 
 from ._checks import FormatError
+from .bag import EmbeddingBag
 from .baskets import Baskets, load_recipes, read_baskets
 from .embedding import Embedding
 from .layers import Linear, MeanPool
@@ -20,6 +21,7 @@ __all__ = [
     "save_model",
     "Baskets",
     "Embedding",
+    "EmbeddingBag",
     "FormatError",
     "Linear",
     "MeanPool",

@@ -1,0 +1,137 @@
+"""Bag reductions (EmbeddingBag): fused gather + reduce, and their backward, compiled with numba.
+
+Bags are in CSR form: bag ``b`` holds positions ``offsets[b]:offsets[b + 1]`` of ``ids``. A position
+whose id equals ``skip`` (the padding id, when it is left out) or is negative (an invalid id under
+``invalid_ids="zero"``) takes no part. Work is split by bag, so each thread writes its own rows and
+the result does not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from . import _dual
+
+__all__ = ["MODES", "bag_forward", "bag_backward"]
+
+MODES = {"sum": 0, "mean": 1, "sqrtn": 2, "max": 3, "min": 4}
+
+
+@_dual
+def _bag_forward(weight, ids, offsets, psw, has_w, mode, skip, empty_value, out, arg, wsum, counts):  # pragma: no cover
+    nbags = offsets.shape[0] - 1
+    d = weight.shape[1]
+    for b in nb.prange(nbags):
+        lo, hi = offsets[b], offsets[b + 1]
+        c = 0
+        acc = 0.0
+        for i in range(lo, hi):
+            r = ids[i]
+            if r == skip or r < 0:
+                continue
+            w = psw[i] if has_w else 1.0
+            if mode <= 2:
+                for j in range(d):
+                    out[b, j] += w * weight[r, j]
+                acc += w if mode == 1 else w * w
+            elif c == 0:
+                for j in range(d):
+                    out[b, j] = weight[r, j]
+                    arg[b, j] = i
+            else:
+                for j in range(d):
+                    v = weight[r, j]
+                    # Strict comparison: on a tie the earliest position in the bag keeps the gradient.
+                    if (mode == 3 and v > out[b, j]) or (mode == 4 and v < out[b, j]):
+                        out[b, j] = v
+                        arg[b, j] = i
+            c += 1
+        counts[b] = c
+        wsum[b] = acc
+        if c == 0:
+            for j in range(d):
+                out[b, j] = empty_value
+                if mode >= 3:
+                    arg[b, j] = -1
+        elif mode == 1 and acc != 0.0:
+            for j in range(d):
+                out[b, j] /= acc
+        elif mode == 2 and acc != 0.0:
+            s = np.sqrt(acc)
+            for j in range(d):
+                out[b, j] /= s
+
+
+def bag_forward(weight, ids, offsets, psw, mode: str, skip: int, empty_value: float):
+    """Reduce each bag: returns ``out`` (bags, d), ``arg`` (bags, d) positions for max/min, the
+    per-bag weight sums (sum of w for mean, of w^2 for sqrtn) and the per-bag counts."""
+    nbags = offsets.shape[0] - 1
+    d = weight.shape[1]
+    out = np.zeros((nbags, d), dtype=weight.dtype)
+    arg = np.full((nbags, d) if MODES[mode] >= 3 else (0, 0), -1, dtype=np.int64)
+    wsum = np.zeros(nbags, dtype=np.float64)
+    counts = np.zeros(nbags, dtype=np.int64)
+    has_w = psw is not None
+    w = psw if has_w else np.zeros(0, dtype=weight.dtype)
+    if MODES[mode] < 3:
+        arg_k = np.zeros((0, 0), dtype=np.int64)
+    else:
+        arg_k = arg
+    _bag_forward(ids.shape[0] * d, weight, ids, offsets, w, has_w, MODES[mode], np.int64(skip),
+                 weight.dtype.type(empty_value), out, arg_k, wsum, counts)
+    return out, arg, wsum, counts
+
+
+@_dual
+def _bag_backward(weight, ids, offsets, psw, has_w, mode, skip, grad, out, arg, wsum, counts, gr, gw):  # pragma: no cover
+    nbags = offsets.shape[0] - 1
+    d = weight.shape[1]
+    for b in nb.prange(nbags):
+        if counts[b] == 0:
+            continue
+        lo, hi = offsets[b], offsets[b + 1]
+        if mode >= 3:
+            for j in range(d):
+                gr[arg[b, j], j] += grad[b, j]
+            continue
+        if mode == 0:
+            denom = 1.0
+        elif mode == 1:
+            denom = wsum[b]
+        else:
+            denom = np.sqrt(wsum[b])
+        dot_o = 0.0
+        if has_w and mode >= 1:
+            for j in range(d):
+                dot_o += grad[b, j] * out[b, j]
+        for i in range(lo, hi):
+            r = ids[i]
+            if r == skip or r < 0:
+                continue
+            w = psw[i] if has_w else 1.0
+            for j in range(d):
+                gr[i, j] = w * grad[b, j] / denom
+            if has_w:
+                dot_e = 0.0
+                for j in range(d):
+                    dot_e += grad[b, j] * weight[r, j]
+                if mode == 0:
+                    gw[i] = dot_e
+                elif mode == 1:
+                    gw[i] = (dot_e - dot_o) / denom
+                else:
+                    gw[i] = dot_e / denom - dot_o * w / (denom * denom)
+
+
+def bag_backward(weight, ids, offsets, psw, mode: str, skip: int, grad, out, arg, wsum, counts):
+    """Per-position gradient rows ``(n, d)`` for the table, and the gradient of the weights ``(n,)``."""
+    n, d = ids.shape[0], weight.shape[1]
+    gr = np.zeros((n, d), dtype=weight.dtype)
+    has_w = psw is not None
+    gw = np.zeros(n if has_w else 0, dtype=np.float64)
+    w = psw if has_w else np.zeros(0, dtype=weight.dtype)
+    arg_k = arg if MODES[mode] >= 3 else np.zeros((0, 0), dtype=np.int64)
+    _bag_backward(n * d, weight, ids, offsets, w, has_w, MODES[mode], np.int64(skip),
+                  np.ascontiguousarray(grad, dtype=weight.dtype), out, arg_k, wsum, counts, gr, gw)
+    return gr, (gw if has_w else None)
