@@ -19,7 +19,7 @@ MODES = {"sum": 0, "mean": 1, "sqrtn": 2, "max": 3, "min": 4}
 
 
 @_dual
-def _bag_forward(weight, ids, offsets, psw, has_w, mode, skip, empty_value, out, arg, wsum, counts):  # pragma: no cover
+def _bag_forward(weight, ids, offsets, psw, mode, skip, empty_value, out, arg, wsum, counts):  # pragma: no cover
     nbags = offsets.shape[0] - 1
     d = weight.shape[1]
     for b in nb.prange(nbags):
@@ -30,7 +30,7 @@ def _bag_forward(weight, ids, offsets, psw, has_w, mode, skip, empty_value, out,
             r = ids[i]
             if r == skip or r < 0:
                 continue
-            w = psw[i] if has_w else 1.0
+            w = psw[i]  # an array of ones when there are no weights: keeps the arithmetic in the table's dtype
             if mode <= 2:
                 for j in range(d):
                     out[b, j] += w * weight[r, j]
@@ -72,13 +72,9 @@ def bag_forward(weight, ids, offsets, psw, mode: str, skip: int, empty_value: fl
     arg = np.full((nbags, d) if MODES[mode] >= 3 else (0, 0), -1, dtype=np.int64)
     wsum = np.zeros(nbags, dtype=np.float64)
     counts = np.zeros(nbags, dtype=np.int64)
-    has_w = psw is not None
-    w = psw if has_w else np.zeros(0, dtype=weight.dtype)
-    if MODES[mode] < 3:
-        arg_k = np.zeros((0, 0), dtype=np.int64)
-    else:
-        arg_k = arg
-    _bag_forward(ids.shape[0] * d, weight, ids, offsets, w, has_w, MODES[mode], np.int64(skip),
+    w = psw if psw is not None else np.ones(ids.shape[0], dtype=weight.dtype)
+    arg_k = arg if MODES[mode] >= 3 else np.zeros((0, 0), dtype=np.int64)
+    _bag_forward(ids.shape[0] * d, weight, ids, offsets, w, MODES[mode], np.int64(skip),
                  weight.dtype.type(empty_value), out, arg_k, wsum, counts)
     return out, arg, wsum, counts
 
@@ -109,9 +105,10 @@ def _bag_backward(weight, ids, offsets, psw, has_w, mode, skip, grad, out, arg, 
             r = ids[i]
             if r == skip or r < 0:
                 continue
-            w = psw[i] if has_w else 1.0
+            w = psw[i]
+            scale = w / denom
             for j in range(d):
-                gr[i, j] = w * grad[b, j] / denom
+                gr[i, j] = scale * grad[b, j]
             if has_w:
                 dot_e = 0.0
                 for j in range(d):
@@ -130,7 +127,7 @@ def bag_backward(weight, ids, offsets, psw, mode: str, skip: int, grad, out, arg
     gr = np.zeros((n, d), dtype=weight.dtype)
     has_w = psw is not None
     gw = np.zeros(n if has_w else 0, dtype=np.float64)
-    w = psw if has_w else np.zeros(0, dtype=weight.dtype)
+    w = psw if has_w else np.ones(n, dtype=weight.dtype)
     arg_k = arg if MODES[mode] >= 3 else np.zeros((0, 0), dtype=np.int64)
     _bag_backward(n * d, weight, ids, offsets, w, has_w, MODES[mode], np.int64(skip),
                   np.ascontiguousarray(grad, dtype=weight.dtype), out, arg_k, wsum, counts, gr, gw)
