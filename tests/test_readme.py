@@ -31,6 +31,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert "got -1 at position (1, 1)" in out
     assert "step 2: loss" in out
     assert "(7, 8)" in out  # the load example's vectors.shape
+    assert "(2, 3, 16) 0.0 499" in out  # Embedding options
+    assert "(2, 16) True True" in out and "(1, 8) (3,)" in out  # EmbeddingBag
 
 
 def test_readme_commands_are_the_ones_ci_runs():
