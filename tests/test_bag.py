@@ -204,3 +204,38 @@ def test_errors_name_the_problem():
     bag(ids, [0, 2])
     with pytest.raises(ValueError, match=r"`grad_output` must have shape \(2, 2\); got \(2, 3\)"):
         bag.backward(np.ones((2, 3)))
+
+
+def test_sqrtn_zero_weights_large_and_tiny_weights():
+    bag = EmbeddingBag(5, 2, mode="sqrtn", init=np.ones((5, 2)))
+    with pytest.raises(ValueError, match="the `per_sample_weights` of bag 0 squares sum to zero: its weighted sqrtn is undefined"):
+        bag(np.array([[1, 2], [3, 4]]), per_sample_weights=np.array([[0, 0], [1, 1]], np.float32))
+    for scale in (1e20, 1e-23):  # squares summed in float64: no overflow, no underflow
+        out = bag(np.array([[1, 2]]), per_sample_weights=np.array([[scale, scale]], np.float32))
+        np.testing.assert_allclose(out, np.sqrt(2), rtol=1e-6)
+    with pytest.raises(ValueError, match="`per_sample_weights` must be finite in the table's dtype float32"):
+        bag(np.array([[1, 2]]), per_sample_weights=np.array([[1e300, 1.0]]))
+
+
+def test_mask_with_weights_returns_full_shaped_weight_gradient_and_ignores_filler(rng):
+    bag = EmbeddingBag(6, 3, mode="sum", rng=0, dtype=np.float64)
+    ids = np.array([[1, 2], [3, -1]])  # -1 is filler under the mask, never checked
+    w = np.array([[1.0, np.nan], [2.0, np.nan]])  # so are the filler weights
+    mask = np.array([[True, False], [True, False]])
+    out = bag(ids, per_sample_weights=w, mask=mask)
+    gw = bag.backward(np.ones_like(out))
+    assert gw.shape == (2, 2) and gw[0, 1] == 0 and gw[1, 1] == 0
+    np.testing.assert_allclose(gw[0, 0], bag.weight.data[1].sum())
+
+
+def test_failed_forward_leaves_nothing_for_backward():
+    bag = EmbeddingBag(4, 2, mode="sum")
+    bag(np.array([[1, 2]]))
+    with pytest.raises(IndexError):
+        bag(np.array([[1, 9]]))
+    with pytest.raises(RuntimeError, match="EmbeddingBag.backward called before forward"):
+        bag.backward(np.ones((1, 2)))
+    with pytest.raises(ValueError, match="`ids` must be a rectangular array; ragged nested lists are not"):
+        bag([[1, 2], [3]])
+    with pytest.raises(TypeError, match=r"`mode` must be a mode name or a sequence of them, e.g. \('mean', 'max'\); got None"):
+        EmbeddingBag(3, 2, mode=None)

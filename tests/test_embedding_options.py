@@ -174,3 +174,38 @@ def test_option_errors():
         Embedding(3, 2, special_ids=[1])
     with pytest.raises(ValueError, match=r"`indices` must be sorted, unique"):
         RowSparseGrad(np.array([1, 1]), np.ones((2, 2)), (3, 2))
+
+
+def test_lr_scale_zero_then_nonzero_unfreezes_but_freeze_rows_stays():
+    e = Embedding(5, 2)
+    e.set_lr_scale([1], 0.0)
+    assert e.frozen_rows.tolist() == [1]
+    e.set_lr_scale([1], 1.0)
+    assert e.frozen_rows.tolist() == []
+    e.freeze_rows([2])
+    e.set_lr_scale([2], 3.0)  # a scale does not undo freeze_rows
+    assert e.frozen_rows.tolist() == [2]
+    e.set_lr_scale([[3, 4]], np.array([[0.5, 2.0]]))  # one scale per id, any matching shape
+    with pytest.raises(ValueError, match=r"`scale` must be one number or one per id \(2\); got shape \(3,\)"):
+        e.set_lr_scale([1, 2], np.array([1.0, 2.0, 3.0]))
+
+
+def test_clip_gradient_is_finite_for_p_below_one_with_zero_components():
+    w = np.array([[0.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    emb = Embedding.from_pretrained(w, freeze=False, max_norm=0.5, norm_type=0.5, max_norm_mode="clip")
+    out = emb([0, 1])
+    emb.backward(np.ones_like(out))
+    assert np.isfinite(emb.weight.grad.values).all()
+
+
+def test_special_ids_errors_and_stale_state():
+    with pytest.raises(ValueError, match=r"`special_ids` names row 0 twice \(negative ids count from the end\)"):
+        Embedding(5, 2, special_ids={-5: "frozen", 0: "trainable"})
+    e = Embedding(4, 2)
+    e([1])
+    with pytest.raises(IndexError):
+        e([7])
+    with pytest.raises(RuntimeError, match="Embedding.backward called before forward"):
+        e.backward(np.ones((1, 2)))
+    with pytest.raises(ValueError, match="`ids` must be a rectangular array of integers; ragged nested lists are not"):
+        e([[1, 2], [3]])

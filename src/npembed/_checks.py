@@ -55,7 +55,13 @@ def check_ids(ids: Any, num_embeddings: int, name: str = "ids") -> np.ndarray:
     """
     if isinstance(ids, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be integers; got a bool ({ids!r}).")
-    arr = np.asarray(ids)
+    try:
+        arr = np.asarray(ids)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` must be a rectangular array of integers; ragged nested lists are not "
+            "(pad them, or pass 1-D ids with offsets to an EmbeddingBag)."
+        ) from None
     if arr.dtype == object and arr.size and all(
         isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in arr.flat
     ):

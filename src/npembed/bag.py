@@ -15,6 +15,8 @@ __all__ = ["EmbeddingBag"]
 
 
 def _modes(mode: Union[str, Sequence[str]]) -> tuple[str, ...]:
+    if not isinstance(mode, (str, list, tuple)):
+        raise TypeError(f"`mode` must be a mode name or a sequence of them, e.g. ('mean', 'max'); got {mode!r}.")
     modes = (mode,) if isinstance(mode, str) else tuple(mode)
     if not modes:
         raise ValueError(f"`mode` must name at least one of {sorted(MODES)}; got an empty sequence.")
@@ -24,6 +26,15 @@ def _modes(mode: Union[str, Sequence[str]]) -> tuple[str, ...]:
     if len(set(modes)) != len(modes):
         raise ValueError(f"`mode` lists a mode twice: {modes}.")
     return modes
+
+
+def _as_array(a: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(a)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` must be a rectangular array; ragged nested lists are not (pass 1-D ids with `offsets`)."
+        ) from None
 
 
 def _check_kwargs(kwargs: dict) -> None:
@@ -155,16 +166,14 @@ class EmbeddingBag:
 
     def _csr(self, ids, offsets, per_sample_weights, include_last_offset, mask):
         """Any input form -> (flat ids (n,), offsets (bags + 1,), weights (n,) or None)."""
-        ids_arr = np.asarray(ids)
+        ids_arr = _as_array(ids, "ids")
         w = None
         if per_sample_weights is not None:
-            w = np.asarray(per_sample_weights)
+            w = _as_array(per_sample_weights, "per_sample_weights")
             if w.dtype.kind not in "fiu" or w.dtype == np.bool_:
                 raise TypeError(f"`per_sample_weights` must be floats; got dtype {w.dtype}.")
             if w.shape != ids_arr.shape:
                 raise ValueError(f"`per_sample_weights` must have the shape of `ids` {ids_arr.shape}; got {w.shape}.")
-            if not np.isfinite(w).all():
-                raise ValueError("`per_sample_weights` must be finite.")
             for m in self.modes:
                 if m in ("max", "min"):
                     raise ValueError(
@@ -182,7 +191,8 @@ class EmbeddingBag:
             lengths = mask.sum(axis=1)
             offs = np.zeros(ids_arr.shape[0] + 1, dtype=np.int64)
             np.cumsum(lengths, out=offs[1:])
-            flat = self.embedding._resolve_ids(ids_arr)[mask]
+            # Masked-out positions are filler: their ids and weights are never looked at.
+            flat = self.embedding._resolve_ids(ids_arr[mask])
             return flat, offs, None if w is None else w[mask]
         if ids_arr.ndim == 2:
             if offsets is not None:
@@ -230,25 +240,35 @@ class EmbeddingBag:
         mask: Any = None,
     ) -> np.ndarray:
         emb = self.embedding
+        self._cache = None  # a forward that fails leaves nothing for backward to reuse
         flat, offs, w = self._csr(ids, offsets, per_sample_weights, include_last_offset, mask)
         if emb.max_norm is not None and flat.size:
             emb._renorm(flat)
         weight = emb.weight.data
         if w is not None:
-            w = np.ascontiguousarray(w, dtype=weight.dtype)
+            with np.errstate(over="ignore"):
+                w = np.ascontiguousarray(w, dtype=weight.dtype)
+            if not np.isfinite(w).all():
+                bad = int(np.flatnonzero(~np.isfinite(w))[0])
+                raise ValueError(
+                    f"`per_sample_weights` must be finite in the table's dtype {weight.dtype}; "
+                    f"the kept weight number {bad} is not."
+                )
         skip = -2 if self.include_padding or emb.padding_idx is None else emb.padding_idx
         outs, caches = [], []
         for m in self.modes:
             out, arg, wsum, counts = bag_forward(weight, flat, offs, w, m, skip, self.empty_value)
-            if w is not None and m == "mean":
+            if w is not None and m in ("mean", "sqrtn"):
                 zero = np.flatnonzero((counts > 0) & (wsum == 0))
                 if zero.size:
+                    what = "sum" if m == "mean" else "squares sum"
                     raise ValueError(
-                        f"the `per_sample_weights` of bag {zero[0]} sum to zero: its weighted mean is undefined."
+                        f"the `per_sample_weights` of bag {zero[0]} {what} to zero: its weighted {m} is undefined."
                     )
             outs.append(out)
             caches.append((out, arg, wsum, counts))
-        self._cache = (flat, offs, w, skip, caches, np.shape(per_sample_weights) if w is not None else None)
+        w_layout = None if w is None else (np.shape(per_sample_weights), None if mask is None else np.asarray(mask))
+        self._cache = (flat, offs, w, skip, caches, w_layout)
         return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=1)
 
     __call__ = forward
@@ -257,7 +277,7 @@ class EmbeddingBag:
         """Accumulate the table's row-sparse gradient; return the weights' gradient (or ``None``)."""
         if self._cache is None:
             raise RuntimeError("EmbeddingBag.backward called before forward.")
-        flat, offs, w, skip, caches, w_shape = self._cache
+        flat, offs, w, skip, caches, w_layout = self._cache
         d = self.embedding_dim
         nbags = offs.shape[0] - 1
         g = np.asarray(grad_output)
@@ -275,7 +295,13 @@ class EmbeddingBag:
             self.embedding.weight.accumulate(self.embedding._row_grad(flat, rows))
         if gw is None:
             return None
-        return gw.astype(w.dtype if w.dtype in FLOAT_DTYPES else np.float64).reshape(w_shape)
+        shape, mask = w_layout
+        gw = gw.astype(w.dtype if w.dtype in FLOAT_DTYPES else np.float64)
+        if mask is None:
+            return gw.reshape(shape)
+        full = np.zeros(shape, dtype=gw.dtype)  # masked-out positions: gradient 0
+        full[mask] = gw
+        return full
 
     def parameters(self) -> list[Parameter]:
         return [self.weight]

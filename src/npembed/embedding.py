@@ -86,8 +86,9 @@ class Embedding:
         Row whose vector starts at zero and never receives a gradient (negative values count from
         the end, as in PyTorch). ``EmbeddingBag`` also leaves it out of its reductions.
     special_ids : dict of int to {"frozen", "trainable"}, optional
-        Further special rows (e.g. a mask or unknown token). Each starts at zero; a "frozen" one
-        never receives a gradient, a "trainable" one learns from zero. Negative ids count from the end.
+        Further special rows (e.g. a mask or unknown token). Each starts at zero (``from_pretrained``
+        keeps the given rows, as for the padding row); a "frozen" one never receives a gradient, a
+        "trainable" one learns. Negative ids count from the end.
     max_norm : float, optional
         Keep looked-up vectors at most this long in the ``norm_type`` norm. Two modes:
         ``max_norm_mode="renorm"`` (default) is PyTorch's: before the lookup, every table row the
@@ -199,11 +200,16 @@ class Embedding:
         self.weight = Parameter(np.empty((0, 0), self.dtype), requires_grad=not freeze, name="weight")
         # Rows that never receive a gradient (padding, frozen special ids, freeze_rows), and the
         # per-row learning-rate multipliers; both made only when first needed.
+        # `_frozen` is what the gradient skips: rows frozen outright (padding, frozen special ids,
+        # freeze_rows) or by a learning-rate scale of 0; `_frozen_rows` keeps the first kind alone.
         self._frozen: np.ndarray | None = None
+        self._frozen_rows: np.ndarray | None = None
         self._lr_scale: np.ndarray | None = None
-        for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"]:
-            if r is not None:
-                self._frozen_mask()[r] = True
+        fixed = [r for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"] if r is not None]
+        if fixed:
+            self._frozen_rows = np.zeros(self.num_embeddings, dtype=np.bool_)
+            self._frozen_rows[fixed] = True
+            self._update_frozen()
         self._ids: np.ndarray | None = None
         self._shape: tuple = ()
         self._clip: tuple | None = None
@@ -217,6 +223,8 @@ class Embedding:
         out = {}
         for key, rule in special_ids.items():
             r = _normalize_padding_idx(key, self.num_embeddings, name="special_ids key")
+            if r in out:
+                raise ValueError(f"`special_ids` names row {r} twice (negative ids count from the end).")
             if rule not in SPECIAL_RULES:
                 raise ValueError(f"`special_ids[{key}]` must be one of {SPECIAL_RULES}; got {rule!r}.")
             if r == self.padding_idx:
@@ -224,10 +232,12 @@ class Embedding:
             out[r] = rule
         return out
 
-    def _frozen_mask(self) -> np.ndarray:
-        if self._frozen is None:
-            self._frozen = np.zeros(self.num_embeddings, dtype=np.bool_)
-        return self._frozen
+    def _update_frozen(self) -> None:
+        frozen = self._frozen_rows
+        if self._lr_scale is not None:
+            zero = self._lr_scale == 0
+            frozen = zero if frozen is None else frozen | zero
+        self._frozen = frozen if frozen is not None and frozen.any() else None
 
     def reset_parameters(self) -> None:
         """Draw the table again from the initialiser (padding and special rows set to zero)."""
@@ -300,26 +310,32 @@ class Embedding:
         always stays frozen.
         """
         rows = check_ids(ids, self.num_embeddings).reshape(-1)
-        self._frozen_mask()[rows] = bool(frozen)
+        if self._frozen_rows is None:
+            self._frozen_rows = np.zeros(self.num_embeddings, dtype=np.bool_)
+        self._frozen_rows[rows] = bool(frozen)
         if self.padding_idx is not None:
-            self._frozen[self.padding_idx] = True
+            self._frozen_rows[self.padding_idx] = True
+        self._update_frozen()
 
     def set_lr_scale(self, ids: Any, scale: float | np.ndarray) -> None:
-        """Multiply the optimizer's step for rows ``ids`` by ``scale`` (>= 0; 0 freezes them).
+        """Multiply the optimizer's step for rows ``ids`` by ``scale`` (>= 0), one number or one per id.
 
-        Works with every optimizer's row-sparse update: SGD's step and Adam's step are scaled;
-        the moments of a frozen row do not advance.
+        Works with every optimizer's row-sparse update: SGD's step and Adam's step are scaled. A
+        scale of 0 freezes a row (its moments do not advance) until a later non-zero scale.
         """
         rows = check_ids(ids, self.num_embeddings).reshape(-1)
-        sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), rows.shape)
+        sc = np.asarray(scale, dtype=np.float64)
+        if sc.ndim:
+            if sc.size != rows.size:
+                raise ValueError(f"`scale` must be one number or one per id ({rows.size}); got shape {sc.shape}.")
+            sc = sc.reshape(-1)
+        sc = np.broadcast_to(sc, rows.shape)
         if not np.all(np.isfinite(sc)) or np.any(sc < 0):
             raise ValueError(f"`scale` must be finite and >= 0; got {scale!r}.")
         if self._lr_scale is None:
             self._lr_scale = np.ones(self.num_embeddings, dtype=np.float64)
         self._lr_scale[rows] = sc
-        zero = rows[sc == 0]
-        if zero.size:
-            self._frozen_mask()[zero] = True
+        self._update_frozen()
 
     @property
     def frozen_rows(self) -> np.ndarray:
@@ -360,6 +376,7 @@ class Embedding:
 
     def forward(self, ids: Any) -> np.ndarray:
         """Look up ``ids`` of any shape; keeps them for :meth:`backward`."""
+        self._ids = None  # a forward that fails leaves nothing for backward to reuse
         resolved = self._resolve_ids(ids)
         flat = resolved.reshape(-1)
         if self.max_norm is not None and self.max_norm_mode == "renorm" and flat.size:
@@ -388,7 +405,9 @@ class Embedding:
         gi = g[over].astype(np.float64)
         c, p = self.max_norm, self.norm_type
         # d n / d e = sign(e) |e|^(p-1) / n^(p-1)
-        dn = np.sign(e) * np.abs(e) ** (p - 1) / n ** (p - 1)
+        # (a zero component gets 0, the subgradient, also for p < 1 where |e|^(p-1) is infinite there)
+        with np.errstate(divide="ignore"):
+            dn = np.where(e == 0, 0.0, np.sign(e) * np.abs(e) ** (p - 1)) / n ** (p - 1)
         ge = gi * c / (n + 1e-7) - (c * (gi * e).sum(axis=1, keepdims=True) / (n + 1e-7) ** 2) * dn
         g = g.copy()
         g[over] = ge.astype(g.dtype)

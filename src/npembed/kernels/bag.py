@@ -34,7 +34,8 @@ def _bag_forward(weight, ids, offsets, psw, mode, skip, empty_value, out, arg, w
             if mode <= 2:
                 for j in range(d):
                     out[b, j] += w * weight[r, j]
-                acc += w if mode == 1 else w * w
+                wf = np.float64(w)  # the sums of weights (and of their squares) in float64: no overflow
+                acc += wf if mode == 1 else wf * wf
             elif c == 0:
                 for j in range(d):
                     out[b, j] = weight[r, j]
