@@ -406,7 +406,7 @@ class Embedding:
         c, p = self.max_norm, self.norm_type
         # d n / d e = sign(e) |e|^(p-1) / n^(p-1)
         # (a zero component gets 0, the subgradient, also for p < 1 where |e|^(p-1) is infinite there)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # the inf * 0 at zeros is replaced below
             dn = np.where(e == 0, 0.0, np.sign(e) * np.abs(e) ** (p - 1)) / n ** (p - 1)
         ge = gi * c / (n + 1e-7) - (c * (gi * e).sum(axis=1, keepdims=True) / (n + 1e-7) ** 2) * dn
         g = g.copy()
