@@ -239,3 +239,11 @@ def test_failed_forward_leaves_nothing_for_backward():
         bag([[1, 2], [3]])
     with pytest.raises(TypeError, match=r"`mode` must be a mode name or a sequence of them, e.g. \('mean', 'max'\); got None"):
         EmbeddingBag(3, 2, mode=None)
+
+
+def test_scale_grad_by_freq_counts_over_all_ids_of_the_call():
+    bag = EmbeddingBag(4, 2, mode="sum", scale_grad_by_freq=True, init=np.ones((4, 2)))
+    out = bag(np.array([2, 1, 1, 1]), offsets=[0, 2])
+    bag.backward(np.ones_like(out))
+    assert bag.weight.grad.indices.tolist() == [1, 2]
+    assert bag.weight.grad.values[:, 0].tolist() == [1.0, 1.0]  # 3 occurrences / 3, 1 occurrence / 1

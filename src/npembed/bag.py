@@ -96,7 +96,10 @@ class EmbeddingBag:
       position that holds the extreme; on a tie, the earliest position in the bag.
 
     The backward gives the table a row-sparse gradient and, when weights were given, returns
-    their gradient (same shape as ``per_sample_weights``).
+    their gradient (same shape as ``per_sample_weights``). ``scale_grad_by_freq`` divides a row's
+    gradient by its id's count over all the ids of the call, as ``torch.nn.functional.embedding``
+    does (PyTorch 2.13's ``embedding_bag`` gives other numbers for some inputs, e.g. ids
+    ``[2, 1, 1, 1]`` with offsets ``[0, 2]`` scale row 2 by 1/3 though it occurs once).
 
     Example
     -------
