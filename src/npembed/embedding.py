@@ -11,7 +11,7 @@ from ._checks import check_float_dtype, check_ids, check_positive_int
 from .kernels import gather_rows
 from .parameter import Parameter, RowSparseGrad
 
-__all__ = ["Embedding", "embedding", "as_generator"]
+__all__ = ["Embedding", "as_generator"]
 
 
 def as_generator(rng: Union[np.random.Generator, int, None]) -> np.random.Generator:
@@ -25,12 +25,6 @@ def as_generator(rng: Union[np.random.Generator, int, None]) -> np.random.Genera
             raise ValueError(f"`rng` as a seed must be a non-negative integer; got {rng}.")
         return np.random.default_rng(int(rng))
     raise TypeError(f"`rng` must be a np.random.Generator, an int seed or None; got {type(rng).__name__}.")
-
-
-def embedding(weight: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Pure lookup: ``(*ids.shape) -> (*ids.shape, embedding_dim)``. ``ids`` must be range-checked."""
-    flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
-    return gather_rows(weight, flat).reshape(ids.shape + (weight.shape[1],))
 
 
 class _Pretrained:
