@@ -7,14 +7,17 @@ from .embedding import Embedding
 from .layers import Linear, MeanPool
 from .losses import SoftmaxCrossEntropy
 from .model import BasketModel, TrainedModel, load_model, save_model
-from .optim import SGD, Adam, Optimizer
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RowWiseAdagrad
 from .parameter import Parameter, RowSparseGrad
 from .vocab import Vocab
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adagrad",
     "Adam",
+    "AdamW",
+    "RowWiseAdagrad",
     "BasketModel",
     "TrainedModel",
     "load_model",

@@ -1,19 +1,33 @@
-"""Optimizers that update dense weights and row-sparse embedding tables.
+"""Optimizers for dense weights and row-sparse embedding tables, lazy or exact.
 
 An optimizer is built from a list of :class:`~npembed.Parameter` (frozen ones are skipped). After
 the backward pass, :meth:`Optimizer.step` applies one update to every parameter that has a gradient
-and :meth:`Optimizer.zero_grad` clears the gradients for the next batch.
+and :meth:`Optimizer.zero_grad` clears the gradients. Argument names and defaults are PyTorch's.
 
-A :class:`~npembed.RowSparseGrad` updates only the rows it names. For :class:`Adam` that is the
-*lazy* rule of ``torch.optim.SparseAdam``: a row's moments decay only on the steps that touch it,
-and rows not in the batch are left exactly as they are.
+Every optimizer states its rule once, in :meth:`Optimizer._update`, as arithmetic on arrays: the
+dense path applies it to the whole parameter, the row-sparse paths to the rows involved.
+
+A :class:`~npembed.RowSparseGrad` names the rows a batch touched. Two modes decide what happens to
+the others (``sparse_mode``):
+
+* ``"lazy"`` (the default): only the touched rows are updated and only their state advances, as
+  ``torch.optim.SparseAdam`` and PyTorch's sparse SGD/Adagrad do. A step costs in proportion to the
+  rows touched. Momentum, moments and weight decay of a row stand still while it is idle.
+* ``"exact"``: the result equals the dense optimizer fed zero gradients for idle rows. Each row
+  remembers the step it was last brought up to date; when it is touched again (or when anything
+  reads the table: :meth:`Optimizer.catch_up`, :meth:`Optimizer.state_dict`, evaluation and saving
+  in ``npembed train``) it first replays, vectorised over rows, the steps it missed with a zero
+  gradient and the learning rate of each of those steps. Costs grow with the idle steps replayed.
+
+Lazy is the default because it is what PyTorch's sparse optimizers do, it is the cheap one, and for
+plain SGD (no momentum, no weight decay) and Adagrad without weight decay it equals exact anyway.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -21,13 +35,32 @@ from ._checks import check_positive_float
 from .kernels import adam_rows, sgd_rows
 from .parameter import Parameter, RowSparseGrad
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW", "SPARSE_MODES"]
+
+SPARSE_MODES = ("lazy", "exact")
+# Exact mode's per-row bookkeeping: the step each row was last brought up to date, and the
+# learning-rate multiplier it last came with (for rows replayed by catch_up()).
+_BOOKKEEPING = ("last", "row_scale")
+
+
+def _number(value: Any, name: str, low: float = 0.0, high: float | None = None, low_open: bool = False) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a number; got {value!r}.")
+    ok = np.isfinite(value) and (value > low if low_open else value >= low) and (high is None or value < high)
+    if not ok:
+        rng = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'})"
+        raise ValueError(f"`{name}` must be in {rng}; got {value}.")
+    return float(value)
 
 
 class Optimizer(ABC):
-    """Base class: holds the parameters and per-parameter state; subclasses override :meth:`_update`."""
+    """Base class: parameters, per-parameter state, the lazy and exact sparse paths, save and load.
 
-    def __init__(self, params: Iterable[Parameter], lr: float):
+    Subclasses set their hyperparameters, declare their state arrays in :meth:`_init_state` and
+    give their rule in :meth:`_update`.
+    """
+
+    def __init__(self, params: Iterable[Parameter], lr: float, sparse_mode: str = "lazy"):
         if isinstance(params, Parameter) or hasattr(params, "parameters"):
             raise TypeError(
                 f"`params` must be a list of Parameters; got a {type(params).__name__}. Pass layer.parameters()."
@@ -47,58 +80,298 @@ class Optimizer(ABC):
         if not self.params:
             raise ValueError("`params` holds no trainable Parameter: every one is frozen, or the list is empty.")
         self.lr = check_positive_float(lr, "lr")
+        if sparse_mode not in SPARSE_MODES:
+            raise ValueError(f"`sparse_mode` must be one of {SPARSE_MODES}; got {sparse_mode!r}.")
+        self.sparse_mode = sparse_mode
         self.state: list[dict] = [{} for _ in self.params]
+
+    # ---- the rule, per optimizer ------------------------------------------------------------
+
+    @abstractmethod
+    def _init_state(self, p: Parameter) -> dict:
+        """Fresh state arrays for ``p`` (each with ``p``'s shape, or one entry per row)."""
+
+    @abstractmethod
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict, t: int, lr: float) -> None:
+        """One step of the rule, in place on ``w`` and the arrays of ``s`` (all the same rows).
+
+        ``t`` is the step number (1 for the first step this parameter took), ``lr`` that step's
+        learning rate. ``g`` may be modified.
+        """
+
+    def _lazy_rows(self, p: Parameter, grad: RowSparseGrad, s: dict, t: int) -> None:
+        """Lazy row-sparse step: the rule on the touched rows only (overridden for fused kernels)."""
+        self._rows_update(p, grad.indices, grad.values.copy(), s, t, self.lr, grad.scale)
+
+    # ---- machinery ---------------------------------------------------------------------------
+
+    def _rows_update(self, p, rows, g, s, t, lr, scale) -> None:
+        w = p.data[rows]
+        sub = {k: v[rows] for k, v in s.items() if isinstance(v, np.ndarray) and k not in _BOOKKEEPING}
+        if scale is None:
+            self._update(w, g, sub, t, lr)
+        else:
+            # Per-row learning-rate multipliers: rows sharing a scale are updated together.
+            for sc in np.unique(scale):
+                sel = scale == sc
+                ws, gs = w[sel], g[sel]
+                ss = {k: v[sel] for k, v in sub.items()}
+                self._update(ws, gs, ss, t, lr * sc)
+                w[sel] = ws
+                for k in sub:
+                    sub[k][sel] = ss[k]
+        p.data[rows] = w
+        for k, v in sub.items():
+            s[k][rows] = v
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
-        for p, state in zip(self.params, self.state):
+        for p, s in zip(self.params, self.state):
             if p.grad is None:
                 continue
-            self._update(p, p.grad, state)
+            if not s:
+                s.update(self._init_state(p))
+                s["step"] = 0
+                s["lrs"] = []
+            s["step"] += 1
+            t = s["step"]
+            grad = p.grad
+            if isinstance(grad, RowSparseGrad):
+                if self.sparse_mode == "lazy":
+                    self._lazy_rows(p, grad, s, t)
+                else:
+                    s["lrs"].append(self.lr)
+                    self._exact_rows(p, grad, s, t)
+                continue
+            if self.sparse_mode == "exact":
+                s["lrs"].append(self.lr)
+                self._catch_up(p, s, t - 1)
+            self._update(p.data, np.array(grad, dtype=p.data.dtype, copy=True), s, t, self.lr)
+            if "last" in s:
+                s["last"][:] = t
 
-    @abstractmethod
-    def _update(self, p: Parameter, grad, state: dict) -> None:
-        """Apply one update to ``p`` from ``grad`` (dense array or RowSparseGrad), keeping ``state``."""
+    def _exact_rows(self, p, grad, s, t) -> None:
+        if "last" not in s:
+            # Every step before this one reached every row (dense steps, or none yet).
+            s["last"] = np.full(p.data.shape[0], t - 1, dtype=np.int64)
+        if grad.scale is not None:
+            if "row_scale" not in s:
+                s["row_scale"] = np.ones(p.data.shape[0], dtype=np.float64)
+            s["row_scale"][grad.indices] = grad.scale
+        self._catch_up(p, s, t - 1, grad.indices)
+        self._rows_update(p, grad.indices, grad.values.copy(), s, t, self.lr, grad.scale)
+        s["last"][grad.indices] = t
+
+    def _catch_up(self, p, s, upto: int, rows: np.ndarray | None = None) -> None:
+        """Replay, with zero gradients, the steps ``last + 1 .. upto`` that rows missed."""
+        last = s.get("last")
+        if last is None:
+            return
+        cand = np.arange(last.shape[0]) if rows is None else rows
+        cand = cand[last[cand] < upto]
+        if not cand.size:
+            return
+        cand = cand[np.argsort(last[cand], kind="stable")]
+        sc = s["row_scale"][cand] if "row_scale" in s else None
+        starts = last[cand]
+        lrs = s["lrs"]
+        zero_row = np.zeros((1,) + p.data.shape[1:], dtype=p.data.dtype)
+        # At step k every row last updated before k takes part: a growing prefix of `cand`.
+        for k in range(int(starts[0]) + 1, upto + 1):
+            n = int(np.searchsorted(starts, k, side="left"))
+            active = cand[:n]
+            g = np.repeat(zero_row, n, axis=0)
+            self._rows_update(p, active, g, s, k, lrs[k - 1], None if sc is None else sc[:n])
+        last[cand] = upto
+
+    def catch_up(self) -> None:
+        """Exact mode: bring every idle row up to the current step (lazy mode: nothing to do)."""
+        for p, s in zip(self.params, self.state):
+            if s and "last" in s:
+                self._catch_up(p, s, s["step"])
+
+    # ---- saving ------------------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict:
+        return {"lr": self.lr, "sparse_mode": self.sparse_mode}
+
+    def state_dict(self) -> dict:
+        """Hyperparameters and every parameter's state (copies). Exact mode catches up first."""
+        self.catch_up()
+        states = []
+        for s in self.state:
+            states.append({k: (v.copy() if isinstance(v, np.ndarray) else list(v) if isinstance(v, list) else v) for k, v in s.items()})
+        return {"optimizer": type(self).__name__, "hyperparameters": self.hyperparameters(), "state": states}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned, checked against these parameters."""
+        if state.get("optimizer") != type(self).__name__:
+            raise ValueError(f"this state is for a {state.get('optimizer')!r} optimizer, not {type(self).__name__!r}.")
+        states = state.get("state")
+        if not isinstance(states, list) or len(states) != len(self.params):
+            raise ValueError(
+                f"this state has {len(states) if isinstance(states, list) else 'no'} parameter states; "
+                f"the optimizer has {len(self.params)} parameters."
+            )
+        for i, (p, s) in enumerate(zip(self.params, states)):
+            for k, v in s.items():
+                if isinstance(v, np.ndarray) and v.shape[:1] != p.data.shape[:1]:
+                    raise ValueError(f"state {k!r} of parameter {i} has shape {v.shape}; the parameter is {p.data.shape}.")
+        for name, value in state.get("hyperparameters", {}).items():
+            setattr(self, name, tuple(value) if isinstance(value, list) else value)
+        self.state = [
+            {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else list(v) if isinstance(v, list) else v) for k, v in s.items()}
+            for s in states
+        ]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
 
 
 class SGD(Optimizer):
-    """Plain stochastic gradient descent: ``w -= lr * g``.
+    """Stochastic gradient descent with momentum, Nesterov momentum and weight decay (PyTorch's rule).
 
-    For a row-sparse gradient only the listed rows move.
+    ::
+
+        g = g + weight_decay * w
+        b = g                                   at step 1 (if momentum)
+        b = momentum * b + (1 - dampening) * g  after
+        g = g + momentum * b  if nesterov  else  b
+        w = w - lr * g
     """
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.1):
-        super().__init__(params, lr)
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        sparse_mode: str = "lazy",
+    ):
+        super().__init__(params, lr, sparse_mode)
+        self.momentum = _number(momentum, "momentum", 0.0, 1.0)
+        self.dampening = _number(dampening, "dampening", 0.0, 1.0)
+        self.weight_decay = _number(weight_decay, "weight_decay")
+        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0.")
+        self.nesterov = bool(nesterov)
 
-    def _update(self, p, grad, state):
-        if isinstance(grad, RowSparseGrad):
-            sgd_rows(p.data, grad.indices, grad.values, self.lr, grad.scale)
+    def hyperparameters(self) -> dict:
+        return dict(super().hyperparameters(), momentum=self.momentum, dampening=self.dampening,
+                    weight_decay=self.weight_decay, nesterov=self.nesterov)
+
+    def _init_state(self, p):
+        return {"momentum_buffer": np.zeros_like(p.data)} if self.momentum else {}
+
+    def _update(self, w, g, s, t, lr):
+        dt = w.dtype.type
+        if self.weight_decay:
+            g += dt(self.weight_decay) * w
+        if self.momentum:
+            b = s["momentum_buffer"]
+            if t == 1:
+                b[...] = g
+            else:
+                b *= dt(self.momentum)
+                b += dt(1.0 - self.dampening) * g
+            g = g + dt(self.momentum) * b if self.nesterov else b
+        w -= dt(lr) * g
+
+    def _lazy_rows(self, p, grad, s, t):
+        if not self.momentum and not self.weight_decay:
+            sgd_rows(p.data, grad.indices, grad.values, self.lr, grad.scale)  # fused kernel
         else:
-            p.data -= p.data.dtype.type(self.lr) * grad
+            super()._lazy_rows(p, grad, s, t)
 
-    def __repr__(self) -> str:
-        return f"SGD(lr={self.lr})"
+
+class Adagrad(Optimizer):
+    """Adagrad (PyTorch's rule)::
+
+        g = g + weight_decay * w
+        clr = lr / (1 + (t - 1) * lr_decay)
+        sum = sum + g^2                      (starts at initial_accumulator_value)
+        w = w - clr * g / (sqrt(sum) + eps)
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        sparse_mode: str = "lazy",
+    ):
+        super().__init__(params, lr, sparse_mode)
+        self.lr_decay = _number(lr_decay, "lr_decay")
+        self.weight_decay = _number(weight_decay, "weight_decay")
+        self.initial_accumulator_value = _number(initial_accumulator_value, "initial_accumulator_value")
+        self.eps = _number(eps, "eps", low_open=True)
+
+    def hyperparameters(self) -> dict:
+        return dict(super().hyperparameters(), lr_decay=self.lr_decay, weight_decay=self.weight_decay,
+                    initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)
+
+    def _accumulator_shape(self, p) -> tuple:
+        return p.data.shape
+
+    def _init_state(self, p):
+        return {"sum": np.full(self._accumulator_shape(p), self.initial_accumulator_value, dtype=p.data.dtype)}
+
+    def _square(self, g: np.ndarray) -> np.ndarray:
+        return g * g
+
+    def _update(self, w, g, s, t, lr):
+        dt = w.dtype.type
+        if self.weight_decay:
+            g += dt(self.weight_decay) * w
+        clr = lr / (1.0 + (t - 1) * self.lr_decay)
+        acc = s["sum"]
+        acc += self._square(g)
+        std = np.sqrt(acc) + dt(self.eps)
+        if std.ndim < g.ndim:
+            std = std.reshape(std.shape + (1,) * (g.ndim - std.ndim))
+        w -= dt(clr) * (g / std)
+
+
+class RowWiseAdagrad(Adagrad):
+    """Adagrad with one accumulator per row (of a 2-D parameter): ``sum_r += mean_j g_rj^2``.
+
+    The memory-light variant used for large embedding tables: optimizer state is one number per
+    row instead of one per entry. 1-D parameters keep one accumulator per entry.
+    """
+
+    def _accumulator_shape(self, p):
+        return p.data.shape[:1] if p.data.ndim >= 2 else p.data.shape
+
+    def _square(self, g):
+        return (g * g).mean(axis=tuple(range(1, g.ndim))) if g.ndim >= 2 else g * g
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba, 2015) with PyTorch's defaults and update rule.
+    """Adam (Kingma and Ba, 2015) with PyTorch's defaults and rule. Dense, at step ``t``::
 
-    Dense gradient ``g`` at step ``t`` (counted per parameter)::
-
+        g = g + weight_decay * w
         m = beta1 m + (1 - beta1) g
         v = beta2 v + (1 - beta2) g^2
-        w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-    Row-sparse gradient (lazy, as ``torch.optim.SparseAdam``): the same moment updates applied to
-    the touched rows only, and ``w[rows] -= lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)``.
-    ``weight_decay`` adds ``weight_decay * w`` to the gradient first (L2, as ``torch.optim.Adam``);
-    for a row-sparse gradient only to the touched rows.
-    ``t`` counts the steps that gave this parameter a gradient; untouched rows keep their weights
-    and moments unchanged, so an item that appears rarely is not pulled by stale momentum.
+    Lazy row-sparse steps follow ``torch.optim.SparseAdam`` (``t`` counts the steps that gave the
+    table any gradient): the same moment updates on the touched rows, and
+    ``w[rows] -= lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)``; weight decay, if
+    any, is added to the touched rows' gradient. Exact steps follow the dense rule.
     """
+
+    decoupled = False
 
     def __init__(
         self,
@@ -107,50 +380,83 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        sparse_mode: str = "lazy",
     ):
-        super().__init__(params, lr)
-        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float, np.integer, np.floating)) or not (
-            np.isfinite(weight_decay) and weight_decay >= 0
-        ):
-            raise ValueError(f"`weight_decay` must be a finite number >= 0; got {weight_decay!r}.")
-        self.weight_decay = float(weight_decay)
+        super().__init__(params, lr, sparse_mode)
         ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
             isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, bool) for b in betas
         )
         if not ok or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"`betas` must be two numbers, each in [0, 1); got {betas!r}.")
-        b1, b2 = betas
-        self.betas = (float(b1), float(b2))
+        self.betas = (float(betas[0]), float(betas[1]))
         self.eps = check_positive_float(eps, "eps")
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(weight_decay) and weight_decay >= 0
+        ):
+            raise ValueError(f"`weight_decay` must be a finite number >= 0; got {weight_decay!r}.")
+        self.weight_decay = float(weight_decay)
 
-    def _update(self, p, grad, state):
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
-        state["step"] += 1
-        t = state["step"]
-        b1, b2 = self.betas
-        bc1 = 1.0 - b1**t
-        bc2 = 1.0 - b2**t
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        dt = p.data.dtype.type
-        if isinstance(grad, RowSparseGrad):
-            rows = grad.values
-            if self.weight_decay:
-                rows = rows + dt(self.weight_decay) * p.data[grad.indices]
-            adam_rows(p.data, m, v, grad.indices, rows, b1, b2, self.eps, self.lr * math.sqrt(bc2) / bc1, grad.scale)
-            return
+    def hyperparameters(self) -> dict:
+        return dict(super().hyperparameters(), betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+
+    def _init_state(self, p):
+        return {"exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+
+    def _decay(self, w, g, lr) -> np.ndarray:
+        dt = w.dtype.type
         if self.weight_decay:
-            grad = grad + dt(self.weight_decay) * p.data
-        m *= dt(b1)
-        m += dt(1.0 - b1) * grad
-        v *= dt(b2)
-        v += dt(1.0 - b2) * grad * grad
-        denom = np.sqrt(v)
-        denom /= dt(math.sqrt(bc2))
-        denom += dt(self.eps)
-        p.data -= dt(self.lr / bc1) * (m / denom)
+            if self.decoupled:
+                w *= dt(1.0 - lr * self.weight_decay)
+            else:
+                g = g + dt(self.weight_decay) * w
+        return g
 
-    def __repr__(self) -> str:
-        return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"
+    def _update(self, w, g, s, t, lr):
+        dt = w.dtype.type
+        b1, b2 = self.betas
+        g = self._decay(w, g, lr)
+        m, v = s["exp_avg"], s["exp_avg_sq"]
+        m *= dt(b1)
+        m += dt(1.0 - b1) * g
+        v *= dt(b2)
+        v += dt(1.0 - b2) * g * g
+        denom = np.sqrt(v)
+        denom /= dt(math.sqrt(1.0 - b2**t))
+        denom += dt(self.eps)
+        w -= dt(lr / (1.0 - b1**t)) * (m / denom)
+
+    def _lazy_rows(self, p, grad, s, t):
+        b1, b2 = self.betas
+        step_size = self.lr * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        rows = grad.values
+        if self.weight_decay:
+            rows = rows.copy()
+            if self.decoupled:
+                keep = 1.0 - self.lr * self.weight_decay * (1.0 if grad.scale is None else grad.scale[:, None])
+                p.data[grad.indices] *= keep.astype(p.data.dtype) if isinstance(keep, np.ndarray) else p.data.dtype.type(keep)
+            else:
+                rows += p.data.dtype.type(self.weight_decay) * p.data[grad.indices]
+        adam_rows(p.data, s["exp_avg"], s["exp_avg_sq"], grad.indices, rows, b1, b2, self.eps, step_size, grad.scale)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019), PyTorch's rule::
+
+        w = w * (1 - lr * weight_decay)
+        (then the Adam step, without weight decay in the gradient)
+    """
+
+    decoupled = True
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        *,
+        sparse_mode: str = "lazy",
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, sparse_mode=sparse_mode)

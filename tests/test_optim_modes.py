@@ -1,0 +1,196 @@
+"""Issue 4: every optimizer against torch.optim (dense and sparse paths), and exact sparse mode
+against the dense optimizer over many steps with rows idle for varying stretches."""
+
+import numpy as np
+import pytest
+
+from npembed import SGD, Adagrad, Adam, AdamW, Parameter, RowSparseGrad, RowWiseAdagrad
+
+from .conftest import torch_or_skip
+
+V, D = 12, 3
+
+
+def _steps(rng, n=40, dtype=np.float64, ids_per_step=5, skew=True):
+    """Random row-sparse gradients; with `skew` some rows are touched rarely (long idle stretches)."""
+    p = np.linspace(1, 0.02, V) if skew else np.ones(V)
+    p /= p.sum()
+    out = []
+    for _ in range(n):
+        ids = rng.choice(V, size=ids_per_step, p=p)  # repeats within a step are summed
+        out.append((ids, rng.standard_normal((ids_per_step, D)).astype(dtype)))
+    return out
+
+
+def _ours(cls, w0, steps, sparse, lrs=None, **kw):
+    p = Parameter(w0.copy())
+    opt = cls([p], **kw)
+    for i, (ids, rows) in enumerate(steps):
+        if lrs is not None:
+            opt.lr = lrs[i]
+        opt.zero_grad()
+        g = RowSparseGrad.from_rows(ids, rows, w0.shape)
+        p.accumulate(g if sparse else g.to_dense())
+        opt.step()
+    opt.catch_up()
+    return p.data, opt
+
+
+def _torch(torch, name, w0, steps, sparse, **kw):
+    t = torch.tensor(w0, requires_grad=True)
+    opt = getattr(torch.optim, name)([t], **kw)
+    for ids, rows in steps:
+        opt.zero_grad()
+        g = torch.sparse_coo_tensor(torch.tensor(ids)[None, :], torch.tensor(rows), w0.shape, check_invariants=True).coalesce()
+        t.grad = g if sparse else g.to_dense()
+        opt.step()
+    return t.detach().numpy()
+
+
+DENSE_CASES = [
+    (SGD, "SGD", dict(lr=0.05)),
+    (SGD, "SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+    (SGD, "SGD", dict(lr=0.05, momentum=0.8, dampening=0.3)),
+    (SGD, "SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.02)),
+    (Adagrad, "Adagrad", dict(lr=0.1)),
+    (Adagrad, "Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=0.1)),
+    (Adam, "Adam", dict(lr=0.01)),
+    (Adam, "Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1)),
+    (AdamW, "AdamW", dict(lr=0.01)),
+    (AdamW, "AdamW", dict(lr=0.01, weight_decay=0.3, eps=1e-6)),
+]
+
+
+@pytest.mark.parametrize("cls,name,kw", DENSE_CASES, ids=[f"{c[1]}-{i}" for i, c in enumerate(DENSE_CASES)])
+def test_dense_matches_torch(rng, cls, name, kw):
+    torch = torch_or_skip()
+    w0 = rng.standard_normal((V, D))
+    steps = _steps(rng)
+    ours, _ = _ours(cls, w0, steps, sparse=False, **kw)
+    np.testing.assert_allclose(ours, _torch(torch, name, w0, steps, sparse=False, **kw), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("cls,name,kw", [
+    (SGD, "SGD", dict(lr=0.05)),
+    (Adagrad, "Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)),
+    (Adam, "SparseAdam", dict(lr=0.01, betas=(0.8, 0.99))),
+])
+def test_lazy_sparse_matches_torch_sparse_paths(rng, cls, name, kw):
+    torch = torch_or_skip()
+    w0 = rng.standard_normal((V, D))
+    steps = _steps(rng)
+    ours, _ = _ours(cls, w0, steps, sparse=True, **kw)
+    np.testing.assert_allclose(ours, _torch(torch, name, w0, steps, sparse=True, **kw), atol=1e-12, rtol=0)
+
+
+EXACT_CASES = [
+    (SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+    (SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.02)),
+    (SGD, dict(lr=0.05, momentum=0.7, dampening=0.2)),
+    (Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.05)),
+    (RowWiseAdagrad, dict(lr=0.1, weight_decay=0.05)),
+    (Adam, dict(lr=0.01, weight_decay=0.1)),
+    (Adam, dict(lr=0.01)),
+    (AdamW, dict(lr=0.01, weight_decay=0.3)),
+]
+
+
+@pytest.mark.parametrize("cls,kw", EXACT_CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(EXACT_CASES)])
+def test_exact_sparse_equals_dense_with_idle_rows_and_a_schedule(rng, cls, kw):
+    w0 = rng.standard_normal((V, D))
+    steps = _steps(rng, n=200)
+    touched = np.zeros(V, int)
+    for ids, _ in steps:
+        touched[np.unique(ids)] += 1
+    assert touched.min() < 40 and touched.max() > 100  # rows idle for long and short stretches
+    lrs = [kw["lr"] * (1 - i / 400) for i in range(len(steps))]  # the learning rate changes every step
+    dense, _ = _ours(cls, w0, steps, sparse=False, lrs=lrs, **kw)
+    exact, _ = _ours(cls, w0, steps, sparse=True, lrs=lrs, sparse_mode="exact", **kw)
+    np.testing.assert_allclose(exact, dense, atol=1e-10, rtol=0)
+    lazy, _ = _ours(cls, w0, steps, sparse=True, lrs=lrs, **kw)
+    assert np.abs(lazy - dense).max() > 1e-4  # lazy really is a different rule here
+
+
+def test_exact_mode_catches_up_before_state_dict_and_with_dense_steps(rng):
+    w0 = rng.standard_normal((V, D))
+    p = Parameter(w0.copy())
+    opt = Adam([p], lr=0.01, weight_decay=0.1, sparse_mode="exact")
+    q = Parameter(w0.copy())
+    ref = Adam([q], lr=0.01, weight_decay=0.1)
+    for i, (ids, rows) in enumerate(_steps(rng, n=30)):
+        g = RowSparseGrad.from_rows(ids, rows, w0.shape)
+        opt.zero_grad()
+        ref.zero_grad()
+        p.accumulate(g if i % 7 else g.to_dense())  # mixed sparse and dense steps
+        q.accumulate(g.to_dense())
+        opt.step()
+        ref.step()
+    state = opt.state_dict()  # catches up first
+    np.testing.assert_allclose(p.data, q.data, atol=1e-12, rtol=0)
+    assert (state["state"][0]["last"] == 30).all()
+
+
+def test_repeated_ids_are_summed_before_an_adaptive_update(rng):
+    for cls in (Adagrad, Adam):
+        a, b = Parameter(np.ones((4, 2))), Parameter(np.ones((4, 2)))
+        oa, ob = cls([a], lr=0.1), cls([b], lr=0.1)
+        a.accumulate(RowSparseGrad.from_rows(np.array([1, 1, 1]), np.full((3, 2), 0.5), (4, 2)))
+        b.accumulate(RowSparseGrad.from_rows(np.array([1]), np.full((1, 2), 1.5), (4, 2)))
+        oa.step()
+        ob.step()
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_empty_sparse_gradient_is_a_no_op_in_both_modes():
+    for mode in ("lazy", "exact"):
+        for cls in (SGD, Adagrad, RowWiseAdagrad, Adam, AdamW):
+            p = Parameter(np.ones((3, 2)))
+            opt = cls([p], lr=0.1, sparse_mode=mode)
+            p.grad = RowSparseGrad.from_rows(np.empty(0, np.int64), np.empty((0, 2)), (3, 2))
+            opt.step()
+            if cls is not AdamW or mode == "lazy":
+                np.testing.assert_array_equal(p.data, 1)
+
+
+def test_state_dict_round_trip_continues_identically(rng):
+    w0 = rng.standard_normal((V, D))
+    steps = _steps(rng, n=40)
+    for cls, kw in EXACT_CASES:
+        for mode in ("lazy", "exact"):
+            full, _ = _ours(cls, w0, steps, sparse=True, sparse_mode=mode, **kw)
+            half, opt = _ours(cls, w0, steps[:20], sparse=True, sparse_mode=mode, **kw)
+            p2 = Parameter(half.copy())
+            opt2 = cls([p2], sparse_mode=mode, **kw)
+            opt2.load_state_dict(opt.state_dict())
+            for ids, rows in steps[20:]:
+                opt2.zero_grad()
+                p2.accumulate(RowSparseGrad.from_rows(ids, rows, w0.shape))
+                opt2.step()
+            opt2.catch_up()
+            np.testing.assert_array_equal(p2.data, full)
+
+
+def test_optimizer_argument_errors():
+    p = [Parameter(np.zeros((2, 2)))]
+    with pytest.raises(ValueError, match=r"`sparse_mode` must be one of \('lazy', 'exact'\); got 'eager'"):
+        SGD(p, sparse_mode="eager")
+    with pytest.raises(ValueError, match=r"`momentum` must be in \[0.0, 1.0\); got 1.5"):
+        SGD(p, momentum=1.5)
+    with pytest.raises(ValueError, match="Nesterov momentum needs momentum > 0 and dampening = 0"):
+        SGD(p, nesterov=True)
+    with pytest.raises(ValueError, match=r"`eps` must be in \(0.0, inf\); got 0"):
+        Adagrad(p, eps=0)
+    with pytest.raises(ValueError, match="this state is for a 'SGD' optimizer, not 'Adam'"):
+        Adam(p).load_state_dict(SGD(p).state_dict())
+    with pytest.raises(ValueError, match="this state has 1 parameter states; the optimizer has 2 parameters"):
+        Adam(p + [Parameter(np.zeros(2))]).load_state_dict(Adam(p).state_dict())
+
+
+def test_row_wise_adagrad_keeps_one_number_per_row():
+    p = Parameter(np.ones((5, 4)))
+    opt = RowWiseAdagrad([p], lr=0.1)
+    p.accumulate(RowSparseGrad.from_rows(np.array([2]), np.array([[1.0, 2.0, 3.0, 4.0]]), (5, 4)))
+    opt.step()
+    assert opt.state[0]["sum"].shape == (5,)
+    assert opt.state[0]["sum"][2] == pytest.approx(7.5)
+    np.testing.assert_allclose(p.data[2], 1 - 0.1 * np.array([1, 2, 3, 4]) / np.sqrt(7.5))
