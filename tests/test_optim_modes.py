@@ -194,3 +194,26 @@ def test_row_wise_adagrad_keeps_one_number_per_row():
     assert opt.state[0]["sum"].shape == (5,)
     assert opt.state[0]["sum"][2] == pytest.approx(7.5)
     np.testing.assert_allclose(p.data[2], 1 - 0.1 * np.array([1, 2, 3, 4]) / np.sqrt(7.5))
+
+
+def test_layer_state_dicts_round_trip(rng):
+    from npembed import BasketModel, Embedding, EmbeddingBag, Linear
+
+    e = Embedding(6, 3, rng=0)
+    e.freeze_rows([1])
+    e.set_lr_scale([2], 0.5)
+    e2 = Embedding(6, 3, rng=1)
+    e2.load_state_dict(e.state_dict())
+    assert e2.weight.data.tobytes() == e.weight.data.tobytes() and e2.frozen_rows.tolist() == [1]
+    assert e2._lr_scale[2] == 0.5
+    with pytest.raises(ValueError, match=r"`weight` in the state has shape \(6, 3\); this layer's is \(5, 3\)"):
+        Embedding(5, 3).load_state_dict(e.state_dict())
+    lin, lin2 = Linear(3, 2, rng=0), Linear(3, 2, rng=1)
+    lin2.load_state_dict(lin.state_dict())
+    assert lin2.weight.data.tobytes() == lin.weight.data.tobytes()
+    m, m2 = BasketModel(5, 4, rng=0), BasketModel(5, 4, rng=1)
+    m2.load_state_dict(m.state_dict())
+    assert m2.vectors.tobytes() == m.vectors.tobytes()
+    b, b2 = EmbeddingBag(4, 2, rng=0), EmbeddingBag(4, 2, rng=1)
+    b2.load_state_dict(b.state_dict())
+    assert b2.weight.data.tobytes() == b.weight.data.tobytes()

@@ -309,6 +309,12 @@ class EmbeddingBag:
     def parameters(self) -> list[Parameter]:
         return [self.weight]
 
+    def state_dict(self) -> dict:
+        return self.embedding.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.embedding.load_state_dict(state)
+
     def __repr__(self) -> str:
         mode = self.modes[0] if len(self.modes) == 1 else self.modes
         return f"EmbeddingBag({self.embedding.extra_repr()}, mode={mode!r})"

@@ -472,6 +472,28 @@ class Embedding:
     def parameters(self) -> list[Parameter]:
         return [self.weight]
 
+    def state_dict(self) -> dict:
+        """Copies of the table and the per-row rules (frozen rows, learning-rate multipliers)."""
+        return {
+            "weight": self.weight.data.copy(),
+            "frozen_rows": None if self._frozen_rows is None else self._frozen_rows.copy(),
+            "lr_scale": None if self._lr_scale is None else self._lr_scale.copy(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output; the table is written in place (optimizers keep it)."""
+        w = np.asarray(state["weight"])
+        if w.shape != self.weight.data.shape:
+            raise ValueError(f"`weight` in the state has shape {w.shape}; this layer's is {self.weight.data.shape}.")
+        self.weight.data[...] = w
+        for key in ("frozen_rows", "lr_scale"):
+            v = state.get(key)
+            if v is not None and np.shape(v) != (self.num_embeddings,):
+                raise ValueError(f"`{key}` in the state must have shape ({self.num_embeddings},); got {np.shape(v)}.")
+        self._frozen_rows = None if state.get("frozen_rows") is None else np.array(state["frozen_rows"], dtype=np.bool_)
+        self._lr_scale = None if state.get("lr_scale") is None else np.array(state["lr_scale"], dtype=np.float64)
+        self._update_frozen()
+
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:

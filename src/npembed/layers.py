@@ -146,5 +146,18 @@ class Linear:
     def parameters(self) -> list[Parameter]:
         return [self.weight] + ([self.bias] if self.bias is not None else [])
 
+    def state_dict(self) -> dict:
+        return {"weight": self.weight.data.copy(), "bias": None if self.bias is None else self.bias.data.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output in place."""
+        for p, key in ((self.weight, "weight"), (self.bias, "bias")):
+            if p is None:
+                continue
+            a = np.asarray(state[key])
+            if a.shape != p.data.shape:
+                raise ValueError(f"`{key}` in the state has shape {a.shape}; this layer's is {p.data.shape}.")
+            p.data[...] = a
+
     def __repr__(self) -> str:
         return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"

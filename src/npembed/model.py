@@ -86,6 +86,13 @@ class BasketModel:
     def parameters(self) -> list[Parameter]:
         return self.embedding.parameters() + self.output.parameters()
 
+    def state_dict(self) -> dict:
+        return {"embedding": self.embedding.state_dict(), "output": self.output.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.embedding.load_state_dict(state["embedding"])
+        self.output.load_state_dict(state["output"])
+
     def state(self) -> list[np.ndarray]:
         """Copies of every parameter's values (to keep the best epoch)."""
         return [p.data.copy() for p in self.parameters()]
