@@ -52,8 +52,14 @@ def test_training_is_deterministic(small):
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match="`optimizer` must be one of \\['adam', 'sgd'\\]; got 'adagrad'"):
-        TrainConfig(optimizer="adagrad").check()
+    with pytest.raises(ValueError, match="`optimizer` must be one of \\['adagrad', 'adam', 'adamw', 'rowwise_adagrad', 'sgd'\\]; got 'rmsprop'"):
+        TrainConfig(optimizer="rmsprop").check()
+    with pytest.raises(ValueError, match="`lr_schedule` must be one of"):
+        TrainConfig(lr_schedule="step").check()
+    with pytest.raises(ValueError, match=r"`sparse_mode` must be one of \('lazy', 'exact'\); got 'x'"):
+        TrainConfig(sparse_mode="x").check()
+    with pytest.raises(ValueError, match=r"`warmup` must be a non-negative integer \(steps\); got -1"):
+        TrainConfig(warmup=-1).check()
     with pytest.raises(ValueError, match="`init` must be one of"):
         TrainConfig(init="ones").check()
     with pytest.raises(ValueError, match="`seed` must be a non-negative integer; got -1"):

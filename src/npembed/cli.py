@@ -62,7 +62,14 @@ def _add_train(sub) -> None:
     h.add_argument("--epochs", type=int, default=d.epochs, help=f"most epochs to run (default {d.epochs})")
     h.add_argument("--batch-size", type=int, default=d.batch_size, help=f"examples per step (default {d.batch_size})")
     h.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
-    h.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer, help=f"(default {d.optimizer})")
+    h.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "adagrad", "rowwise_adagrad"], default=d.optimizer,
+                   help=f"(default {d.optimizer})")
+    h.add_argument("--sparse-mode", choices=["lazy", "exact"], default=d.sparse_mode,
+                   help="table updates: 'lazy' touches only the batch's rows; 'exact' equals the dense optimizer "
+                   f"(default {d.sparse_mode})")
+    h.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default=d.lr_schedule,
+                   help=f"learning rate over the run, down to 0 at the last step (default {d.lr_schedule})")
+    h.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up over this many steps (default 0)")
     h.add_argument("--init", choices=["uniform", "normal", "xavier_uniform", "zeros"], default=d.init,
                    help=f"table initialiser (default {d.init}: U(-0.05, 0.05))")
     h.add_argument("--patience", type=int, default=d.patience,
@@ -73,6 +80,13 @@ def _add_train(sub) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"model folder to write (default ./{DEFAULT_OUT})")
     o.add_argument("--no-plot", action="store_true", help="skip the PCA plot")
+    o.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="write the training state to DIR after every epoch (atomically), to resume later")
+    o.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="with --checkpoint: also every N batches (default: epochs only)")
+    o.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run checkpointed in DIR (same data and settings); the result equals an "
+                   "uninterrupted run, bit for bit")
     o.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=_cmd_train)
 
@@ -127,7 +141,13 @@ def _cmd_train(args) -> int:
     config = TrainConfig(
         dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         seed=args.seed, patience=args.patience, split_seed=args.split_seed, init=args.init,
+        lr_schedule=args.lr_schedule, warmup=args.warmup, sparse_mode=args.sparse_mode,
     ).check()
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0; got {args.checkpoint_every}.")
+    if args.checkpoint_every and not (args.checkpoint or args.resume):
+        raise ValueError("--checkpoint-every needs --checkpoint DIR (or --resume DIR).")
+    checkpoint = args.checkpoint or args.resume
     if args.skip_fields < 0:
         raise ValueError(f"--skip-fields must be >= 0; got {args.skip_fields}.")
     # Refuse a bad --out before minutes of training, not after.
@@ -148,7 +168,10 @@ def _cmd_train(args) -> int:
         f"{st['blank_lines']} blank lines)",
         flush=True,
     )
-    trained, metrics = train_baskets(baskets, config, progress=not args.quiet)
+    trained, metrics = train_baskets(
+        baskets, config, progress=not args.quiet, checkpoint=checkpoint,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+    )
     s = metrics["sizes"]
     print(
         f"split: {s['train_baskets']} train / {s['valid_baskets']} valid / {s['test_baskets']} test baskets, "

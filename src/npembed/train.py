@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,14 +25,16 @@ from .heldout import (
 )
 from .losses import SoftmaxCrossEntropy
 from .model import BasketModel, TrainedModel
-from .optim import SGD, Adam
+from .checkpoint import kill_point, read_checkpoint, write_checkpoint
+from .optim import SGD, SPARSE_MODES, Adagrad, Adam, AdamW, RowWiseAdagrad
+from .schedules import SCHEDULES, make_schedule
 from .vocab import Vocab
 
 __all__ = ["TrainConfig", "fit", "train_baskets", "Prepared", "prepare"]
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "adagrad": Adagrad, "rowwise_adagrad": RowWiseAdagrad}
 # The table's initialiser for the main job. U(-0.05, 0.05) (Keras' default) rather than PyTorch's
 # N(0, 1): with N(0, 1) an item seen in a few hundred baskets keeps mostly its random start, and
 # its nearest neighbours are noise (measured: 26% of the top-10 neighbours share the item's food
@@ -51,6 +55,9 @@ class TrainConfig:
     patience: int = 3
     split_seed: int = 0
     init: str = "uniform"
+    lr_schedule: str = "constant"
+    warmup: int = 0
+    sparse_mode: str = "lazy"
 
     def check(self) -> "TrainConfig":
         check_positive_int(self.dim, "dim")
@@ -62,6 +69,12 @@ class TrainConfig:
             raise ValueError(f"`init` must be one of {sorted(INITS)}; got {self.init!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)}; got {self.optimizer!r}.")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"`lr_schedule` must be one of {SCHEDULES}; got {self.lr_schedule!r}.")
+        if self.sparse_mode not in SPARSE_MODES:
+            raise ValueError(f"`sparse_mode` must be one of {SPARSE_MODES}; got {self.sparse_mode!r}.")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, (int, np.integer)) or self.warmup < 0:
+            raise ValueError(f"`warmup` must be a non-negative integer (steps); got {self.warmup!r}.")
         for name in ("seed", "split_seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
@@ -109,41 +122,91 @@ def prepare(baskets: Baskets, split_seed: int = 0) -> Prepared:
     return Prepared(vocab, train, valid, test, enc_tr, sizes)
 
 
+def data_fingerprint(data: Prepared) -> str:
+    """A hash of the examples a run trains and validates on (a resumed run must see the same)."""
+    h = hashlib.sha256()
+    for a in (data.train.contexts, data.train.targets, data.valid.contexts, data.valid.targets):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(json.dumps(data.vocab.index_to_key).encode())
+    return h.hexdigest()
+
+
 def fit(
     model: BasketModel,
     data: Prepared,
     config: TrainConfig,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every: int = 0,
+    resume: dict | None = None,
 ) -> list[dict]:
     """Minibatch training with validation after each epoch; the best epoch's weights are kept.
 
     Stops early after ``config.patience`` epochs without a better valid Recall@10 (MRR breaking
-    ties). Returns one
-    record per epoch (loss, valid metrics, seconds, examples/s); the kept epoch has ``"best": True``.
+    ties). Returns one record per epoch (loss, valid metrics, seconds, examples/s); the kept epoch
+    has ``"best": True``.
+
+    With ``checkpoint`` (a folder), the whole training state is written there atomically after
+    every epoch and, if ``checkpoint_every`` > 0, every that many batches. ``resume`` (what
+    :func:`npembed.checkpoint.read_checkpoint` returns) continues such a run; the result is the
+    same, bit for bit, as the run that was never interrupted.
     """
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(config.seed + 1)  # shuffling; config.seed itself seeds the weights
-    opt = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr)
+    opt = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr, sparse_mode=config.sparse_mode)
     loss_fn = SoftmaxCrossEntropy()
     n = len(data.train)
     bs = config.batch_size
+    batches_per_epoch = -(-n // bs)
+    schedule = make_schedule(config.lr_schedule, config.lr, config.epochs * batches_per_epoch, config.warmup)
     history: list[dict] = []
     best, best_state, stale = (-np.inf, -np.inf), model.state(), 0
+    first_epoch, first_start, totals = 1, 0, (0.0, 0)
+    fingerprint = data_fingerprint(data) if (checkpoint or resume) else ""
+    if resume is not None:
+        if resume["fingerprint"] != fingerprint:
+            raise ValueError("the checkpoint was written for other data (its training examples differ); pass the same --data.")
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        rng.bit_generator.state = resume["rng"]
+        history, stale = resume["history"], resume["stale"]
+        best, best_state = tuple(resume["best"]), resume["best_state"]
+        first_epoch, first_start, totals = resume["epoch"], resume["start"], tuple(resume["totals"])
+        if resume.get("done"):
+            first_epoch = config.epochs + 1  # the run had finished (or stopped early): nothing left
     if len(data.valid) == 0:
         log.warning(
             "no valid basket has 2 or more known items, so nothing can be validated: "
             "epochs are compared by training loss instead"
         )
-    for epoch in range(1, config.epochs + 1):
+    saves = 0
+
+    def save(epoch: int, start: int, rng_state: dict, total: float, seen: int, done: bool = False) -> None:
+        nonlocal saves
+        if checkpoint is None:
+            return
+        saves += 1
+        opt_state = opt.state_dict()  # first: in exact mode it brings idle rows of the table up to date
+        write_checkpoint(checkpoint, {
+            "config": asdict(config), "fingerprint": fingerprint, "epoch": epoch, "start": start,
+            "totals": [total, seen], "rng": rng_state, "history": history, "stale": stale, "best": list(best),
+            "model": model.state_dict(), "optimizer": opt_state, "best_state": best_state, "done": done,
+        }, kill_at=f"checkpoint:{saves}")
+
+    for epoch in range(first_epoch, config.epochs + 1):
+        epoch_rng_state = rng.bit_generator.state
         order = rng.permutation(n)
         t0 = time.perf_counter()
-        total, seen = 0.0, 0
-        bar = tqdm(total=n, desc=f"epoch {epoch}/{config.epochs}", unit="ex", unit_scale=True, disable=not progress, leave=False)
-        for start in range(0, n, bs):
+        start0 = first_start if epoch == first_epoch else 0
+        total, seen = totals if epoch == first_epoch else (0.0, 0)
+        bar = tqdm(total=n, initial=start0, desc=f"epoch {epoch}/{config.epochs}", unit="ex", unit_scale=True,
+                   disable=not progress, leave=False)
+        for start in range(start0, n, bs):
             rows = order[start : start + bs]
             ctx, tgt = data.train.batch(rows)
+            opt.lr = schedule((epoch - 1) * batches_per_epoch + start // bs)
             opt.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported just below
                 logits = model.forward(ctx)
@@ -159,11 +222,15 @@ def fit(
             total += loss * len(rows)
             seen += len(rows)
             bar.update(len(rows))
-            if (start // bs) % 50 == 0:
+            batch_no = start // bs + 1
+            if batch_no % 50 == 0:
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            kill_point(f"batch:{epoch}:{batch_no}")
+            if checkpoint_every and batch_no % checkpoint_every == 0 and start + bs < n:
+                save(epoch, start + bs, epoch_rng_state, total, seen)
         seconds = time.perf_counter() - t0
-        bar.set_postfix(loss=f"{total / seen:.4f}")
         bar.close()
+        opt.catch_up()  # exact mode: idle rows are brought up to date before anything reads them
         valid = ranking_metrics(model.forward, data.valid)
         rec = {
             "epoch": epoch,
@@ -171,7 +238,7 @@ def fit(
             "valid_recall@10": valid["recall@10"],
             "valid_mrr": valid["mrr"],
             "seconds": seconds,
-            "examples_per_second": seen / seconds,
+            "examples_per_second": (seen - (first_start if epoch == first_epoch else 0)) / seconds,
             "best": False,
         }
         history.append(rec)
@@ -185,21 +252,29 @@ def fit(
         # Recall@10 decides (the reference protocol); MRR breaks ties, which matters once Recall@10
         # saturates on a small catalogue (10 of 20 items are always "in the top 10").
         score = (valid["recall@10"], valid["mrr"]) if valid["n"] else (-rec["loss"], 0.0)
-        if score > best:
+        if score > tuple(best):
             best, best_state, stale = score, model.state(), 0
             for r in history:
                 r["best"] = r is rec
         else:
             stale += 1
-            if stale >= config.patience:
-                log.info("no better valid recall@10 for %d epochs: stopping", stale)
-                break
+        done = stale >= config.patience or epoch == config.epochs
+        save(epoch + 1, 0, rng.bit_generator.state, 0.0, 0, done)
+        if stale >= config.patience:
+            log.info("no better valid recall@10 for %d epochs: stopping", stale)
+        if done:
+            break
     model.load_state(best_state)
     return history
 
 
 def train_baskets(
-    baskets: Baskets, config: TrainConfig | None = None, progress: bool = True
+    baskets: Baskets,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+    checkpoint: str | None = None,
+    checkpoint_every: int = 0,
+    resume: str | None = None,
 ) -> tuple[TrainedModel, dict]:
     """Everything ``npembed train`` does before writing: prepare, baselines, fit, test metrics.
 
@@ -215,8 +290,17 @@ def train_baskets(
         "cooccurrence": ranking_metrics(cooccurrence_scorer(data.encoded_train, V), data.test),
     }
     model = BasketModel(V, config.dim, rng=config.seed, init=config.init)
+    state = None
+    if resume is not None:
+        state = read_checkpoint(resume)
+        differ = sorted(k for k, v in asdict(config).items() if state["config"].get(k) != v)
+        if differ:
+            raise ValueError(
+                f"the checkpoint in {resume} was written with other settings (they differ in: {', '.join(differ)}); "
+                "resume with the same command line."
+            )
     t_fit = time.perf_counter()
-    history = fit(model, data, config, progress=progress)
+    history = fit(model, data, config, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=state)
     fit_seconds = time.perf_counter() - t_fit
     test = ranking_metrics(model.forward, data.test)
     best = next(r for r in history if r["best"])
