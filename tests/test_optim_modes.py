@@ -217,3 +217,15 @@ def test_layer_state_dicts_round_trip(rng):
     b, b2 = EmbeddingBag(4, 2, rng=0), EmbeddingBag(4, 2, rng=1)
     b2.load_state_dict(b.state_dict())
     assert b2.weight.data.tobytes() == b.weight.data.tobytes()
+
+
+@pytest.mark.parametrize("cls,kw", [(SGD, dict(lr=0.05)), (Adagrad, dict(lr=0.1, lr_decay=0.01)), (RowWiseAdagrad, dict(lr=0.1))])
+def test_when_idle_steps_change_nothing_exact_is_lazy_and_both_equal_dense(rng, cls, kw):
+    w0 = rng.standard_normal((V, D))
+    steps = _steps(rng, n=60)
+    dense, _ = _ours(cls, w0, steps, sparse=False, **kw)
+    lazy, _ = _ours(cls, w0, steps, sparse=True, **kw)
+    exact, opt = _ours(cls, w0, steps, sparse=True, sparse_mode="exact", **kw)
+    assert exact.tobytes() == lazy.tobytes()
+    assert "last" not in opt.state[0]  # no replay bookkeeping was needed
+    np.testing.assert_allclose(lazy, dense, atol=1e-12, rtol=0)

@@ -99,6 +99,10 @@ class Optimizer(ABC):
         learning rate. ``g`` may be modified.
         """
 
+    def _idle_is_still(self) -> bool:
+        """True when a zero-gradient step changes neither weights nor state: exact is then lazy."""
+        return False
+
     def _lazy_rows(self, p: Parameter, grad: RowSparseGrad, s: dict, t: int) -> None:
         """Lazy row-sparse step: the rule on the touched rows only (overridden for fused kernels)."""
         self._rows_update(p, grad.indices, grad.values.copy(), s, t, self.lr, grad.scale)
@@ -140,7 +144,7 @@ class Optimizer(ABC):
             t = s["step"]
             grad = p.grad
             if isinstance(grad, RowSparseGrad):
-                if self.sparse_mode == "lazy":
+                if self.sparse_mode == "lazy" or self._idle_is_still():
                     self._lazy_rows(p, grad, s, t)
                 else:
                     s["lrs"].append(self.lr)
@@ -270,6 +274,9 @@ class SGD(Optimizer):
     def _init_state(self, p):
         return {"momentum_buffer": np.zeros_like(p.data)} if self.momentum else {}
 
+    def _idle_is_still(self):
+        return not self.momentum and not self.weight_decay
+
     def _update(self, w, g, s, t, lr):
         dt = w.dtype.type
         if self.weight_decay:
@@ -320,6 +327,9 @@ class Adagrad(Optimizer):
     def hyperparameters(self) -> dict:
         return dict(super().hyperparameters(), lr_decay=self.lr_decay, weight_decay=self.weight_decay,
                     initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)
+
+    def _idle_is_still(self):
+        return not self.weight_decay
 
     def _accumulator_shape(self, p) -> tuple:
         return p.data.shape
