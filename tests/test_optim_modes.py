@@ -229,3 +229,13 @@ def test_when_idle_steps_change_nothing_exact_is_lazy_and_both_equal_dense(rng, 
     assert exact.tobytes() == lazy.tobytes()
     assert "last" not in opt.state[0]  # no replay bookkeeping was needed
     np.testing.assert_allclose(lazy, dense, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("cls,name,kw", DENSE_CASES, ids=[f"{c[1]}-{i}" for i, c in enumerate(DENSE_CASES)])
+def test_exact_sparse_matches_the_dense_torch_optimizer(rng, cls, name, kw):
+    """Where torch refuses sparse gradients (momentum, weight decay, AdamW), exact mode gives its dense numbers."""
+    torch = torch_or_skip()
+    w0 = rng.standard_normal((V, D))
+    steps = _steps(rng, n=80)
+    exact, _ = _ours(cls, w0, steps, sparse=True, sparse_mode="exact", **kw)
+    np.testing.assert_allclose(exact, _torch(torch, name, w0, steps, sparse=False, **kw), atol=1e-10, rtol=0)
