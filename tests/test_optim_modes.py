@@ -239,3 +239,101 @@ def test_exact_sparse_matches_the_dense_torch_optimizer(rng, cls, name, kw):
     steps = _steps(rng, n=80)
     exact, _ = _ours(cls, w0, steps, sparse=True, sparse_mode="exact", **kw)
     np.testing.assert_allclose(exact, _torch(torch, name, w0, steps, sparse=False, **kw), atol=1e-10, rtol=0)
+
+
+def test_exact_mode_never_reads_stale_rows_weight_dependent_gradients():
+    """The forward reads rows; exact mode brings them up to date first, so even a gradient that
+    depends on the weights gives torch's dense AdamW numbers."""
+    torch = torch_or_skip()
+    from npembed import Embedding
+
+    w0 = np.random.default_rng(0).standard_normal((4, 2))
+    emb = Embedding.from_pretrained(w0, freeze=False)
+    opt = AdamW(emb.parameters(), lr=0.1, weight_decay=0.1, sparse_mode="exact")
+    t = torch.nn.Embedding.from_pretrained(torch.tensor(w0), freeze=False)
+    topt = torch.optim.AdamW(t.parameters(), lr=0.1, weight_decay=0.1)
+    for ids in ([0], [1], [1], [0], [2, 0], [1]):
+        opt.zero_grad()
+        out = emb(np.array(ids))
+        emb.backward(out)  # gradient of 0.5 * sum(out^2): depends on the rows read
+        opt.step()
+        topt.zero_grad()
+        tout = t(torch.tensor(ids))
+        (0.5 * (tout**2).sum()).backward()
+        topt.step()
+    opt.catch_up()
+    np.testing.assert_allclose(emb.weight.data, t.weight.detach().numpy(), atol=1e-12, rtol=0)
+
+
+def test_exact_mode_leaves_frozen_rows_and_uses_the_current_lr_scale():
+    from npembed import Embedding
+
+    emb = Embedding(3, 2, rng=0, dtype=np.float64)
+    w0 = emb.weight.data.copy()
+    opt = SGD(emb.parameters(), lr=0.1, weight_decay=0.1, sparse_mode="exact")
+    emb.freeze_rows([1])
+    emb.set_lr_scale([2], 0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        out = emb(np.array([0]))
+        emb.backward(np.zeros_like(out))
+        opt.step()
+    opt.catch_up()
+    np.testing.assert_array_equal(emb.weight.data[1], w0[1])  # frozen: never moves
+    np.testing.assert_allclose(emb.weight.data[2], w0[2] * (1 - 0.1 * 0.5 * 0.1) ** 3, rtol=1e-14)
+    np.testing.assert_allclose(emb.weight.data[0], w0[0] * (1 - 0.1 * 0.1) ** 3, rtol=1e-14)
+
+
+def test_exact_training_does_not_depend_on_checkpoints(tmp_path):
+    from npembed import load_recipes
+    from npembed.baskets import Baskets
+    from npembed.train import TrainConfig, train_baskets
+
+    b = load_recipes()
+    small = Baskets(b.baskets[:1500], b.lines[:1500], "slice", dict(b.stats))
+    cfg = TrainConfig(dim=8, epochs=2, optimizer="adamw", sparse_mode="exact", lr_schedule="linear")
+    plain, _ = train_baskets(small, cfg, progress=False)
+    ckpt, _ = train_baskets(small, cfg, progress=False, checkpoint=str(tmp_path / "c"), checkpoint_every=3)
+    assert plain.vectors.tobytes() == ckpt.vectors.tobytes()
+
+
+def test_step_and_load_state_dict_refuse_what_does_not_fit():
+    p = Parameter(np.zeros((3, 2)), name="w")
+    opt = SGD([p], lr=0.1)
+    p.grad = RowSparseGrad(np.array([50]), np.ones((1, 4)), (100, 4))
+    with pytest.raises(ValueError, match=r"the gradient has shape \(100, 4\); its parameter 'w' has \(3, 2\)"):
+        opt.step()
+    q = Parameter(np.zeros((4, 3)))
+    a = Adam([q], lr=0.1)
+    q.accumulate(RowSparseGrad.from_rows(np.array([1]), np.ones((1, 3)), (4, 3)))
+    a.step()
+    with pytest.raises(ValueError, match=r"state 'exp_avg' of parameter 0 must be a finite array of shape \(4, 7\)"):
+        Adam([Parameter(np.zeros((4, 7)))]).load_state_dict(a.state_dict())
+    bad = a.state_dict()
+    bad["hyperparameters"]["betas"] = [2, -1]
+    with pytest.raises(ValueError, match=r"`betas` must be two numbers, each in \[0, 1\)"):
+        Adam([q]).load_state_dict(bad)
+    bad = a.state_dict()
+    bad["hyperparameters"]["lr"] = -5
+    with pytest.raises(ValueError, match="`lr` must be a positive, finite number; got -5"):
+        Adam([q]).load_state_dict(bad)
+    with pytest.raises(ValueError, match="this state is for sparse_mode='lazy'; this optimizer uses 'exact'"):
+        Adam([q], sparse_mode="exact").load_state_dict(a.state_dict())
+    with pytest.raises(TypeError, match="`nesterov` must be True or False; got 'no'"):
+        SGD([q], momentum=0.9, nesterov="no")
+    with pytest.raises(TypeError, match="parameter '' holds int64; optimizers update float arrays"):
+        SGD([Parameter(np.zeros(3, dtype=np.int64))])
+
+
+def test_embedding_load_state_keeps_its_padding_row_frozen():
+    from npembed import Embedding
+
+    other = Embedding(5, 3, rng=1).state_dict()
+    e = Embedding(5, 3, padding_idx=4, rng=0)
+    e.load_state_dict(other)
+    assert e.frozen_rows.tolist() == [4]
+    other["lr_scale"] = np.full(5, -1.0)
+    before = e.weight.data.copy()
+    with pytest.raises(ValueError, match="`lr_scale` in the state must be finite and >= 0"):
+        e.load_state_dict(other)
+    np.testing.assert_array_equal(e.weight.data, before)  # nothing half-loaded

@@ -82,3 +82,37 @@ def test_resume_refuses_other_settings_or_data(data_file, tmp_path):
     assert other.returncode == 2 and "the checkpoint was written for other data" in other.stderr
     missing = _train(data_file, tmp_path / "x", tmp_path / "nope", resume=True)
     assert missing.returncode == 2 and "checkpoint folder not found" in missing.stderr
+
+
+def test_checkpoint_folder_checks_come_before_training_and_protect_files(data_file, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "checkpoint.json").write_text("{}")
+    (d / "notes.txt").write_text("keep")
+    r = _train(data_file, tmp_path / "m", d)
+    assert r.returncode == 2 and "is not an npembed checkpoint (or holds other files); refusing to replace it" in r.stderr
+    assert (d / "notes.txt").read_text() == "keep" and not (tmp_path / "m").exists()
+    r = _train(data_file, tmp_path / "same", tmp_path / "same")
+    assert r.returncode == 2 and "the checkpoint folder must differ from --out" in r.stderr
+
+
+def test_damaged_checkpoints_are_clear_errors(data_file, tmp_path):
+    ok = _train(data_file, tmp_path / "ref", tmp_path / "ck")
+    assert ok.returncode == 0, ok.stderr
+    npz = tmp_path / "ck" / "arrays.npz"
+    good = npz.read_bytes()
+    npz.write_bytes(good[:1000])
+    r = _train(data_file, tmp_path / "x", tmp_path / "ck", resume=True)
+    assert r.returncode == 2 and "arrays.npz: damaged checkpoint arrays (BadZipFile" in r.stderr
+    npz.write_bytes(good)
+    meta = tmp_path / "ck" / "checkpoint.json"
+    obj = json.loads(meta.read_text())
+    obj["state"]["history"] = "x"
+    meta.write_text(json.dumps(obj))
+    r = _train(data_file, tmp_path / "x", tmp_path / "ck", resume=True)
+    assert r.returncode == 2 and "damaged checkpoint: 'history' is missing or not a list" in r.stderr
+    obj["state"]["history"] = []
+    obj["state"]["epoch"] = 99
+    meta.write_text(json.dumps(obj))
+    r = _train(data_file, tmp_path / "x", tmp_path / "ck", resume=True)
+    assert r.returncode == 2 and "damaged checkpoint: epoch 99, position 0 are out of range" in r.stderr

@@ -29,3 +29,11 @@ def test_schedule_errors():
         WarmUp(Constant(0.1), -1)
     with pytest.raises(ValueError, match="`lr` must be a positive, finite number; got 0"):
         Constant(0)
+
+
+def test_numpy_numbers_and_negative_steps():
+    import numpy as np
+
+    s = LinearDecay(np.float32(0.5), np.int64(10))
+    assert s(-3) == 0.5 and s(5) == pytest.approx(0.25)
+    assert WarmUp(Constant(1.0), np.int64(4))(-5) == 0.25

@@ -245,6 +245,8 @@ class EmbeddingBag:
         emb = self.embedding
         self._cache = None  # a forward that fails leaves nothing for backward to reuse
         flat, offs, w = self._csr(ids, offsets, per_sample_weights, include_last_offset, mask)
+        if emb.weight._syncs and flat.size:
+            emb.weight.sync(np.unique(flat[flat >= 0]))  # exact-mode optimizers: no stale rows read
         if emb.max_norm is not None and flat.size:
             emb._renorm(flat)
         weight = emb.weight.data

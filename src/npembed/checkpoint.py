@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,12 @@ import numpy as np
 from ._checks import FormatError
 from .fsutil import atomic_dir
 
-__all__ = ["write_checkpoint", "read_checkpoint", "kill_point", "KILL_ENV", "CHECKPOINT_FORMAT"]
+__all__ = ["write_checkpoint", "read_checkpoint", "check_checkpoint_dir", "kill_point", "KILL_ENV", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FILES = frozenset({"checkpoint.json", "arrays.npz"})
+# What a training state must hold, with the JSON types of the scalar parts.
+REQUIRED = {"config": dict, "fingerprint": str, "epoch": int, "start": int, "totals": list, "rng": dict,
+            "history": list, "stale": int, "best": list, "model": dict, "optimizer": dict, "best_state": list}
 
 CHECKPOINT_FORMAT = "npembed-checkpoint"
 # Test-only: a process whose environment names one of its kill points (e.g. "batch:2:40",
@@ -57,11 +63,35 @@ def _join(obj: Any, arrays) -> Any:
     return obj
 
 
+def check_checkpoint_dir(folder: str) -> None:
+    """Refuse a target that is not absent, empty, or an npembed checkpoint holding nothing else."""
+    folder = os.fspath(folder)
+    if not folder:
+        raise ValueError("the checkpoint folder must be a path; got an empty string.")
+    if not os.path.lexists(folder):
+        return
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        raise FileExistsError(f"{folder} exists and is not a folder; choose another checkpoint folder.")
+    entries = set(os.listdir(folder))
+    if not entries:
+        return
+    fmt = None
+    try:
+        with open(os.path.join(folder, "checkpoint.json"), encoding="utf-8") as fh:
+            fmt = json.load(fh).get("format")
+    except (OSError, ValueError, AttributeError):
+        pass
+    if fmt != CHECKPOINT_FORMAT or entries - CHECKPOINT_FILES:
+        raise FileExistsError(
+            f"{folder} exists and is not an npembed checkpoint (or holds other files); refusing to replace it. "
+            "Choose another checkpoint folder."
+        )
+
+
 def write_checkpoint(folder: str, state: dict, kill_at: str = "") -> None:
     """Write ``state`` (nested dicts/lists of arrays and JSON values) to ``folder`` atomically."""
     folder = os.fspath(folder)
-    if os.path.exists(folder) and not os.path.exists(os.path.join(folder, "checkpoint.json")) and os.listdir(folder):
-        raise FileExistsError(f"{folder} exists and is not an npembed checkpoint; refusing to replace it.")
+    check_checkpoint_dir(folder)
     arrays: dict = {}
     meta = {"format": CHECKPOINT_FORMAT, "state": _split(state, arrays, "s")}
     with atomic_dir(folder) as tmp:
@@ -86,8 +116,15 @@ def read_checkpoint(folder: str) -> dict:
         raise FormatError(f"damaged checkpoint ({exc}).", meta_path) from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise FormatError("not an npembed checkpoint.", meta_path)
+    npz = os.path.join(folder, "arrays.npz")
     try:
-        with np.load(os.path.join(folder, "arrays.npz"), allow_pickle=False) as arrays:
-            return _join(meta["state"], arrays)
-    except (OSError, ValueError, KeyError) as exc:
-        raise FormatError(f"damaged checkpoint arrays ({exc}).", os.path.join(folder, "arrays.npz")) from None
+        with np.load(npz, allow_pickle=False) as arrays:
+            state = _join(meta["state"], arrays)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"damaged checkpoint arrays ({type(exc).__name__}: {exc}).", npz) from None
+    if not isinstance(state, dict):
+        raise FormatError("damaged checkpoint (its state is not an object).", meta_path)
+    for key, kind in REQUIRED.items():
+        if not isinstance(state.get(key), kind) or (kind is int and isinstance(state.get(key), bool)):
+            raise FormatError(f"damaged checkpoint: {key!r} is missing or not a {kind.__name__}.", meta_path)
+    return state

@@ -147,7 +147,13 @@ def _cmd_train(args) -> int:
         raise ValueError(f"--checkpoint-every must be >= 0; got {args.checkpoint_every}.")
     if args.checkpoint_every and not (args.checkpoint or args.resume):
         raise ValueError("--checkpoint-every needs --checkpoint DIR (or --resume DIR).")
-    checkpoint = args.checkpoint or args.resume
+    checkpoint = args.resume if args.resume is not None else args.checkpoint
+    if checkpoint is not None:
+        from .checkpoint import check_checkpoint_dir
+
+        check_checkpoint_dir(checkpoint)
+        if os.path.abspath(checkpoint) == os.path.abspath(args.out):
+            raise ValueError("the checkpoint folder must differ from --out (the model folder).")
     if args.skip_fields < 0:
         raise ValueError(f"--skip-fields must be >= 0; got {args.skip_fields}.")
     # Refuse a bad --out before minutes of training, not after.

@@ -232,6 +232,8 @@ class Embedding:
             zero = self._lr_scale == 0
             frozen = zero if frozen is None else frozen | zero
         self._frozen = frozen if frozen is not None and frozen.any() else None
+        self.weight.row_frozen = self._frozen
+        self.weight.row_lr_scale = self._lr_scale
 
     def reset_parameters(self) -> None:
         """Draw the table again from the initialiser (padding and special rows set to zero)."""
@@ -373,6 +375,8 @@ class Embedding:
         self._ids = None  # a forward that fails leaves nothing for backward to reuse
         resolved = self._resolve_ids(ids)
         flat = resolved.reshape(-1)
+        if self.weight._syncs and flat.size:
+            self.weight.sync(np.unique(flat[flat >= 0]))  # exact-mode optimizers: no stale rows read
         if self.max_norm is not None and self.max_norm_mode == "renorm" and flat.size:
             self._renorm(flat)
         invalid = flat < 0
@@ -451,6 +455,7 @@ class Embedding:
         if x.dtype.kind != "f":
             raise TypeError(f"`x` must be a float array; got dtype {x.dtype}.")
         self._attend_x = x
+        self.weight.sync(None)
         return x @ self.weight.data.T
 
     def attend_backward(self, grad_scores: np.ndarray) -> np.ndarray:
@@ -485,13 +490,23 @@ class Embedding:
         w = np.asarray(state["weight"])
         if w.shape != self.weight.data.shape:
             raise ValueError(f"`weight` in the state has shape {w.shape}; this layer's is {self.weight.data.shape}.")
-        self.weight.data[...] = w
+        if w.dtype.kind != "f" or not np.isfinite(w).all():
+            raise ValueError("`weight` in the state must hold finite floats.")
         for key in ("frozen_rows", "lr_scale"):
             v = state.get(key)
             if v is not None and np.shape(v) != (self.num_embeddings,):
                 raise ValueError(f"`{key}` in the state must have shape ({self.num_embeddings},); got {np.shape(v)}.")
-        self._frozen_rows = None if state.get("frozen_rows") is None else np.array(state["frozen_rows"], dtype=np.bool_)
-        self._lr_scale = None if state.get("lr_scale") is None else np.array(state["lr_scale"], dtype=np.float64)
+        lr_scale = None if state.get("lr_scale") is None else np.array(state["lr_scale"], dtype=np.float64)
+        if lr_scale is not None and not (np.isfinite(lr_scale).all() and (lr_scale >= 0).all()):
+            raise ValueError("`lr_scale` in the state must be finite and >= 0.")
+        frozen = None if state.get("frozen_rows") is None else np.array(state["frozen_rows"], dtype=np.bool_)
+        # The layer's own fixed rows (padding, frozen special ids) stay frozen whatever the state says.
+        fixed = [r for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"] if r is not None]
+        if fixed:
+            frozen = np.zeros(self.num_embeddings, dtype=np.bool_) if frozen is None else frozen
+            frozen[fixed] = True
+        self.weight.data[...] = w
+        self._frozen_rows, self._lr_scale = frozen, lr_scale
         self._update_frozen()
 
     def extra_repr(self) -> str:

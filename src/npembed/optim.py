@@ -38,9 +38,9 @@ from .parameter import Parameter, RowSparseGrad
 __all__ = ["Optimizer", "SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW", "SPARSE_MODES"]
 
 SPARSE_MODES = ("lazy", "exact")
-# Exact mode's per-row bookkeeping: the step each row was last brought up to date, and the
-# learning-rate multiplier it last came with (for rows replayed by catch_up()).
-_BOOKKEEPING = ("last", "row_scale")
+# Exact mode's per-row bookkeeping (the step each row was last brought up to date), not state of
+# the rule itself.
+_BOOKKEEPING = ("last",)
 
 
 def _number(value: Any, name: str, low: float = 0.0, high: float | None = None, low_open: bool = False) -> float:
@@ -77,6 +77,9 @@ class Optimizer(ABC):
         if len({id(p) for p in params}) != len(params):
             raise ValueError("`params` lists the same Parameter twice; it would be updated twice per step.")
         self.params = [p for p in params if p.requires_grad]
+        for p in self.params:
+            if np.asarray(p.data).dtype.kind != "f":
+                raise TypeError(f"parameter {p.name!r} holds {np.asarray(p.data).dtype}; optimizers update float arrays.")
         if not self.params:
             raise ValueError("`params` holds no trainable Parameter: every one is frozen, or the list is empty.")
         self.lr = check_positive_float(lr, "lr")
@@ -136,60 +139,82 @@ class Optimizer(ABC):
         for p, s in zip(self.params, self.state):
             if p.grad is None:
                 continue
+            grad = p.grad
+            if tuple(grad.shape) != p.data.shape:
+                raise ValueError(f"the gradient has shape {tuple(grad.shape)}; its parameter {p.name!r} has {p.data.shape}.")
             if not s:
                 s.update(self._init_state(p))
                 s["step"] = 0
-                s["lrs"] = []
             s["step"] += 1
             t = s["step"]
-            grad = p.grad
             if isinstance(grad, RowSparseGrad):
                 if self.sparse_mode == "lazy" or self._idle_is_still():
                     self._lazy_rows(p, grad, s, t)
                 else:
-                    s["lrs"].append(self.lr)
                     self._exact_rows(p, grad, s, t)
                 continue
-            if self.sparse_mode == "exact":
+            if "last" in s:
                 s["lrs"].append(self.lr)
                 self._catch_up(p, s, t - 1)
             self._update(p.data, np.array(grad, dtype=p.data.dtype, copy=True), s, t, self.lr)
             if "last" in s:
-                s["last"][:] = t
+                self._all_current(s, t)
+
+    @staticmethod
+    def _all_current(s: dict, t: int) -> None:
+        """Every row is up to date at step t: the learning-rate history before it can go."""
+        s["last"][:] = t
+        s["lrs"] = []
+        s["lr_offset"] = t
+
+    def _register_sync(self, p: Parameter) -> None:
+        p._syncs[id(self)] = lambda rows, p=p: self._sync(p, rows)
+
+    def _sync(self, p: Parameter, rows) -> None:
+        s = self.state[self.params.index(p)] if p in self.params else None
+        if s and "last" in s:
+            self._catch_up(p, s, s["step"], rows)
 
     def _exact_rows(self, p, grad, s, t) -> None:
         if "last" not in s:
             # Every step before this one reached every row (dense steps, or none yet).
             s["last"] = np.full(p.data.shape[0], t - 1, dtype=np.int64)
-        if grad.scale is not None:
-            if "row_scale" not in s:
-                s["row_scale"] = np.ones(p.data.shape[0], dtype=np.float64)
-            s["row_scale"][grad.indices] = grad.scale
+            s["lrs"], s["lr_offset"] = [], t - 1
+            self._register_sync(p)
+        s["lrs"].append(self.lr)
         self._catch_up(p, s, t - 1, grad.indices)
         self._rows_update(p, grad.indices, grad.values.copy(), s, t, self.lr, grad.scale)
         s["last"][grad.indices] = t
 
     def _catch_up(self, p, s, upto: int, rows: np.ndarray | None = None) -> None:
-        """Replay, with zero gradients, the steps ``last + 1 .. upto`` that rows missed."""
+        """Replay, with zero gradients, the steps ``last + 1 .. upto`` that rows missed.
+
+        Rows the table marks as frozen do not move: they are set current without a replay. The
+        learning-rate multiplier applied is the row's current one.
+        """
         last = s.get("last")
         if last is None:
             return
         cand = np.arange(last.shape[0]) if rows is None else rows
         cand = cand[last[cand] < upto]
-        if not cand.size:
-            return
-        cand = cand[np.argsort(last[cand], kind="stable")]
-        sc = s["row_scale"][cand] if "row_scale" in s else None
-        starts = last[cand]
-        lrs = s["lrs"]
-        zero_row = np.zeros((1,) + p.data.shape[1:], dtype=p.data.dtype)
-        # At step k every row last updated before k takes part: a growing prefix of `cand`.
-        for k in range(int(starts[0]) + 1, upto + 1):
-            n = int(np.searchsorted(starts, k, side="left"))
-            active = cand[:n]
-            g = np.repeat(zero_row, n, axis=0)
-            self._rows_update(p, active, g, s, k, lrs[k - 1], None if sc is None else sc[:n])
-        last[cand] = upto
+        if p.row_frozen is not None and cand.size:
+            frozen = p.row_frozen[cand]
+            last[cand[frozen]] = upto
+            cand = cand[~frozen]
+        if cand.size:
+            cand = cand[np.argsort(last[cand], kind="stable")]
+            sc = p.row_lr_scale[cand] if p.row_lr_scale is not None else None
+            starts = last[cand]
+            lrs, offset = s["lrs"], s["lr_offset"]
+            zero_row = np.zeros((1,) + p.data.shape[1:], dtype=p.data.dtype)
+            # At step k every row last updated before k takes part: a growing prefix of `cand`.
+            for k in range(int(starts[0]) + 1, upto + 1):
+                n = int(np.searchsorted(starts, k, side="left"))
+                g = np.repeat(zero_row, n, axis=0)
+                self._rows_update(p, cand[:n], g, s, k, lrs[k - 1 - offset], None if sc is None else sc[:n])
+            last[cand] = upto
+        if rows is None and upto == s["step"]:
+            self._all_current(s, upto)
 
     def catch_up(self) -> None:
         """Exact mode: bring every idle row up to the current step (lazy mode: nothing to do)."""
@@ -211,25 +236,65 @@ class Optimizer(ABC):
         return {"optimizer": type(self).__name__, "hyperparameters": self.hyperparameters(), "state": states}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned, checked against these parameters."""
-        if state.get("optimizer") != type(self).__name__:
-            raise ValueError(f"this state is for a {state.get('optimizer')!r} optimizer, not {type(self).__name__!r}.")
+        """Restore what :meth:`state_dict` returned, checked against these parameters.
+
+        The hyperparameters are validated as the constructor does; the sparse mode must match.
+        """
+        if not isinstance(state, dict) or state.get("optimizer") != type(self).__name__:
+            got = state.get("optimizer") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"this state is for a {got!r} optimizer, not {type(self).__name__!r}.")
         states = state.get("state")
         if not isinstance(states, list) or len(states) != len(self.params):
             raise ValueError(
                 f"this state has {len(states) if isinstance(states, list) else 'no'} parameter states; "
                 f"the optimizer has {len(self.params)} parameters."
             )
+        hp = dict(state.get("hyperparameters", {}))
+        if hp.get("sparse_mode", self.sparse_mode) != self.sparse_mode:
+            raise ValueError(f"this state is for sparse_mode={hp['sparse_mode']!r}; this optimizer uses {self.sparse_mode!r}.")
+        hp["sparse_mode"] = self.sparse_mode
+        try:
+            checked = type(self)(self.params, **hp)  # the constructor's own checks
+        except TypeError as exc:
+            raise ValueError(f"this state's hyperparameters do not fit {type(self).__name__} ({exc}).") from None
+        restored = []
         for i, (p, s) in enumerate(zip(self.params, states)):
-            for k, v in s.items():
-                if isinstance(v, np.ndarray) and v.shape[:1] != p.data.shape[:1]:
-                    raise ValueError(f"state {k!r} of parameter {i} has shape {v.shape}; the parameter is {p.data.shape}.")
-        for name, value in state.get("hyperparameters", {}).items():
-            setattr(self, name, tuple(value) if isinstance(value, list) else value)
-        self.state = [
-            {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else list(v) if isinstance(v, list) else v) for k, v in s.items()}
-            for s in states
-        ]
+            restored.append(self._check_param_state(i, p, s))
+        for name in hp:
+            setattr(self, name, getattr(checked, name))
+        self.state = restored
+        for p, s in zip(self.params, self.state):
+            if "last" in s:
+                self._register_sync(p)
+
+    def _check_param_state(self, i: int, p: Parameter, s: Any) -> dict:
+        if not isinstance(s, dict):
+            raise ValueError(f"the state of parameter {i} must be a dict; got {type(s).__name__}.")
+        if not s:
+            return {}
+        ref = self._init_state(p)
+        out: dict = {}
+        step = s.get("step")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"state 'step' of parameter {i} must be an integer >= 0; got {step!r}.")
+        out["step"] = int(step)
+        for k, r in ref.items():
+            v = s.get(k)
+            if not isinstance(v, np.ndarray) or v.shape != r.shape or not np.isfinite(v).all():
+                raise ValueError(f"state {k!r} of parameter {i} must be a finite array of shape {r.shape}.")
+            out[k] = np.array(v, dtype=r.dtype, copy=True)
+        if "last" in s:
+            last, lrs, offset = s["last"], s.get("lrs"), s.get("lr_offset")
+            if not isinstance(last, np.ndarray) or last.shape != p.data.shape[:1] or last.dtype.kind not in "iu":
+                raise ValueError(f"state 'last' of parameter {i} must be {p.data.shape[:1]} integers.")
+            if not isinstance(offset, (int, np.integer)) or not isinstance(lrs, list) or len(lrs) != step - offset:
+                raise ValueError(f"the learning-rate history of parameter {i} does not match its step count.")
+            if last.size and (last.min() < offset or last.max() > step):
+                raise ValueError(f"state 'last' of parameter {i} must lie in [{offset}, {step}].")
+            if not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in lrs):
+                raise ValueError(f"the learning-rate history of parameter {i} must hold positive numbers.")
+            out.update(last=np.array(last, dtype=np.int64), lrs=[float(x) for x in lrs], lr_offset=int(offset))
+        return out
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -263,6 +328,8 @@ class SGD(Optimizer):
         self.momentum = _number(momentum, "momentum", 0.0, 1.0)
         self.dampening = _number(dampening, "dampening", 0.0, 1.0)
         self.weight_decay = _number(weight_decay, "weight_decay")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"`nesterov` must be True or False; got {nesterov!r}.")
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0.")
         self.nesterov = bool(nesterov)

@@ -149,6 +149,18 @@ class Parameter:
         self.grad: np.ndarray | RowSparseGrad | None = None
         self.requires_grad = bool(requires_grad)
         self.name = name
+        # Per-row rules of a table (kept up to date by its Embedding): rows that must not move, and
+        # learning-rate multipliers. Optimizers read them when they replay idle steps.
+        self.row_frozen: np.ndarray | None = None
+        self.row_lr_scale: np.ndarray | None = None
+        # Called with the rows about to be read (None: all), so an exact-mode optimizer can first
+        # bring them up to date. Keyed by optimizer, so registering twice is harmless.
+        self._syncs: dict = {}
+
+    def sync(self, rows: np.ndarray | None = None) -> None:
+        """Bring ``rows`` (all if None) up to date before they are read (exact-mode optimizers)."""
+        for fn in list(self._syncs.values()):
+            fn(rows)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -158,7 +170,7 @@ class Parameter:
         """Add ``grad`` to ``self.grad`` (which starts at ``None`` after ``zero_grad``)."""
         if not self.requires_grad:
             return
-        if grad.shape != self.data.shape:
+        if tuple(grad.shape) != self.data.shape:
             raise ValueError(f"gradient of shape {grad.shape} does not match parameter {self.name or ''} of shape {self.data.shape}.")
         if self.grad is None:
             self.grad = grad

@@ -7,16 +7,25 @@ Use one by setting ``optimizer.lr = schedule(step)`` before each ``optimizer.ste
 from __future__ import annotations
 
 import math
+import numbers
 
 __all__ = ["Constant", "LinearDecay", "Cosine", "WarmUp", "make_schedule", "SCHEDULES"]
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _check(lr: float, total_steps: int | None = None, final_lr: float = 0.0) -> None:
-    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+    if not (_is_real(lr) and lr > 0):
         raise ValueError(f"`lr` must be a positive, finite number; got {lr!r}.")
-    if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1):
+    if total_steps is not None and not (_is_int(total_steps) and total_steps >= 1):
         raise ValueError(f"`total_steps` must be a positive integer; got {total_steps!r}.")
-    if not (isinstance(final_lr, (int, float)) and math.isfinite(final_lr) and 0 <= final_lr <= lr):
+    if not (_is_real(final_lr) and 0 <= final_lr <= lr):
         raise ValueError(f"`final_lr` must be in [0, lr={lr}]; got {final_lr!r}.")
 
 
@@ -40,10 +49,10 @@ class LinearDecay:
 
     def __init__(self, lr: float, total_steps: int, final_lr: float = 0.0):
         _check(lr, total_steps, final_lr)
-        self.lr, self.total_steps, self.final_lr = float(lr), total_steps, float(final_lr)
+        self.lr, self.total_steps, self.final_lr = float(lr), int(total_steps), float(final_lr)
 
     def __call__(self, step: int) -> float:
-        frac = min(step / self.total_steps, 1.0)
+        frac = min(max(step, 0) / self.total_steps, 1.0)
         return self.lr - (self.lr - self.final_lr) * frac
 
     def __repr__(self) -> str:
@@ -55,10 +64,10 @@ class Cosine:
 
     def __init__(self, lr: float, total_steps: int, final_lr: float = 0.0):
         _check(lr, total_steps, final_lr)
-        self.lr, self.total_steps, self.final_lr = float(lr), total_steps, float(final_lr)
+        self.lr, self.total_steps, self.final_lr = float(lr), int(total_steps), float(final_lr)
 
     def __call__(self, step: int) -> float:
-        frac = min(step / self.total_steps, 1.0)
+        frac = min(max(step, 0) / self.total_steps, 1.0)
         return self.final_lr + 0.5 * (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * frac))
 
     def __repr__(self) -> str:
@@ -69,11 +78,12 @@ class WarmUp:
     """Linear warm-up: ``schedule(step) * (step + 1) / warmup_steps`` for the first steps, then ``schedule``."""
 
     def __init__(self, schedule, warmup_steps: int):
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        if not (_is_int(warmup_steps) and warmup_steps >= 0):
             raise ValueError(f"`warmup_steps` must be a non-negative integer; got {warmup_steps!r}.")
-        self.schedule, self.warmup_steps = schedule, warmup_steps
+        self.schedule, self.warmup_steps = schedule, int(warmup_steps)
 
     def __call__(self, step: int) -> float:
+        step = max(int(step), 0)
         lr = self.schedule(step)
         if step < self.warmup_steps:
             lr *= (step + 1) / self.warmup_steps

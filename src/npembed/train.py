@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import check_positive_float, check_positive_int
+from ._checks import FormatError, check_positive_float, check_positive_int
 from .baskets import Baskets
 from .heldout import (
     Examples,
@@ -168,9 +168,18 @@ def fit(
     if resume is not None:
         if resume["fingerprint"] != fingerprint:
             raise ValueError("the checkpoint was written for other data (its training examples differ); pass the same --data.")
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        rng.bit_generator.state = resume["rng"]
+        if not (1 <= resume["epoch"] <= config.epochs + 1 and 0 <= resume["start"] < max(n, 1)):
+            raise FormatError(f"damaged checkpoint: epoch {resume['epoch']}, position {resume['start']} are out of range.")
+        try:
+            model.load_state_dict(resume["model"])
+            opt.load_state_dict(resume["optimizer"])
+            rng.bit_generator.state = resume["rng"]
+            if len(resume["best_state"]) != len(model.parameters()) or any(
+                np.shape(a) != p.data.shape for a, p in zip(resume["best_state"], model.parameters())
+            ):
+                raise ValueError("its best-epoch weights do not fit the model")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FormatError(f"damaged or incompatible checkpoint ({exc}).") from None
         history, stale = resume["history"], resume["stale"]
         best, best_state = tuple(resume["best"]), resume["best_state"]
         first_epoch, first_start, totals = resume["epoch"], resume["start"], tuple(resume["totals"])
