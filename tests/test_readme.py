@@ -34,6 +34,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert "(2, 3, 16) 0.0 499" in out  # Embedding options
     assert "(2, 16) True True" in out and "(1, 8) (3,)" in out  # EmbeddingBag
     assert "['exp_avg', 'exp_avg_sq', 'last', 'lr_offset', 'lrs', 'step']" in out  # optimizers
+    assert "word2vec ['cat', 'dog'] [[0.25, -2.0]]" in out  # pre-trained vectors
 
 
 def test_readme_commands_are_the_ones_ci_runs():

@@ -9,6 +9,7 @@ from .losses import SoftmaxCrossEntropy
 from .model import BasketModel, TrainedModel, load_model, save_model
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RowWiseAdagrad
 from .parameter import Parameter, RowSparseGrad
+from .vectors_io import load_vectors, save_vectors
 from .vocab import Vocab
 
 __version__ = "0.1.0"
@@ -35,5 +36,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Vocab",
     "load_recipes",
+    "load_vectors",
+    "save_vectors",
     "read_baskets",
 ]
