@@ -4,6 +4,7 @@ from ._checks import FormatError
 from .bag import EmbeddingBag
 from .baskets import Baskets, load_recipes, read_baskets
 from .embedding import Embedding
+from .keyedvectors import KeyedVectors
 from .layers import Linear, MeanPool
 from .losses import SoftmaxCrossEntropy
 from .model import BasketModel, TrainedModel, load_model, save_model
@@ -27,6 +28,7 @@ __all__ = [
     "Embedding",
     "EmbeddingBag",
     "FormatError",
+    "KeyedVectors",
     "Linear",
     "MeanPool",
     "Optimizer",

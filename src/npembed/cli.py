@@ -94,6 +94,9 @@ def _add_train(sub) -> None:
 def _add_query(sub, name: str, help: str, min_count: int) -> None:
     p = sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
     p.add_argument("--model", default=DEFAULT_OUT, metavar="DIR", help=f"model folder (default ./{DEFAULT_OUT})")
+    if name == "neighbors":
+        p.add_argument("--vectors", default=None, metavar="FILE",
+                       help="query a word2vec/GloVe/fastText file instead of a model folder")
     p.add_argument("--topn", type=int, default=10, help="how many items to print (default 10)")
     p.add_argument("--min-count", type=int, default=min_count,
                    help=f"only show items seen in at least this many training baskets (default {min_count})")
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_train(sub)
     _add_query(sub, "neighbors", "items nearest (cosine) to each ITEM", min_count=5)
+    _add_vectors_commands(sub)
     _add_query(sub, "recommend", "items most likely to complete the basket ITEM...", min_count=1)
     return parser
 
@@ -235,8 +239,90 @@ def _check_topn(args) -> None:
         raise ValueError(f"--min-count must be >= 0; got {args.min_count}.")
 
 
+def _add_vectors_commands(sub) -> None:
+    fmt_help = "input format (default: detected)"
+    p = sub.add_parser("convert", help="convert a vector file to another format", formatter_class=_Formatter,
+                       description="Convert between word2vec text, word2vec binary and GloVe text (fastText .vec = word2vec text).")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT")
+    p.add_argument("--to", required=True, choices=["word2vec", "word2vec-binary", "glove", "fasttext"], help="output format")
+    p.add_argument("--format", default="auto", choices=["auto", "word2vec", "word2vec-binary", "glove", "fasttext"], help=fmt_help)
+    p.set_defaults(func=_cmd_convert)
+    p = sub.add_parser("analogy", help="a is to b as c is to ?", formatter_class=_Formatter,
+                       description="Answer 'a is to b as c is to ?' by 3CosAdd: nearest to b - a + c.")
+    p.add_argument("--vectors", required=True, metavar="FILE")
+    p.add_argument("--topn", type=int, default=5)
+    p.add_argument("words", nargs=3, metavar="WORD")
+    p.set_defaults(func=_cmd_analogy)
+    p = sub.add_parser("evaluate", help="word-analogy accuracy and word-pair correlations of a vector file",
+                       formatter_class=_Formatter)
+    p.add_argument("--vectors", required=True, metavar="FILE")
+    p.add_argument("--analogies", metavar="FILE", help="questions-words.txt format")
+    p.add_argument("--pairs", metavar="FILE", action="append", help="word<TAB>word<TAB>score lines (repeatable)")
+    p.add_argument("--restrict-vocab", type=int, default=300_000, help="use the first N keys (default 300000)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _keyed(path: str):
+    from .keyedvectors import KeyedVectors
+
+    return KeyedVectors.load(path)
+
+
+def _cmd_convert(args) -> int:
+    from .vectors_io import load_vectors, save_vectors
+
+    vf = load_vectors(args.input, args.format)
+    to = "word2vec" if args.to == "fasttext" else args.to
+    save_vectors(args.output, vf.keys, vf.vectors, to)
+    print(f"{len(vf.keys)} vectors of dimension {vf.vectors.shape[1]}: {vf.format} -> {args.to}, written to {args.output}")
+    return 0
+
+
+def _cmd_analogy(args) -> int:
+    if args.topn < 0:
+        raise ValueError(f"--topn must be >= 0; got {args.topn}.")
+    kv = _keyed(args.vectors)
+    a, b, c = args.words
+    print(f"{a} : {b} :: {c} : ?")
+    for key, score in kv.most_similar(positive=[b, c], negative=[a], topn=args.topn):
+        print(f"  {score:7.4f}  {key}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    if not args.analogies and not args.pairs:
+        raise ValueError("pass --analogies FILE and/or --pairs FILE.")
+    if args.restrict_vocab <= 0:
+        raise ValueError(f"--restrict-vocab must be > 0; got {args.restrict_vocab}.")
+    kv = _keyed(args.vectors)
+    if args.analogies:
+        score, sections = kv.evaluate_word_analogies(args.analogies, restrict_vocab=args.restrict_vocab)
+        print(f"analogies ({args.analogies}):")
+        for s in sections:
+            n = len(s["correct"]) + len(s["incorrect"])
+            acc = f"{len(s['correct']) / n:.4f}" if n else "n/a"
+            print(f"  {s['section']:<32}{acc:>8}  ({len(s['correct'])}/{n})")
+    for path in args.pairs or []:
+        r = kv.evaluate_word_pairs(path, restrict_vocab=args.restrict_vocab)
+        print(f"pairs {path}: pearson {r['pearson']:.4f}, spearman {r['spearman']:.4f}, "
+              f"out of vocabulary {r['oov_ratio']:.1f}% ({r['pairs']} pairs used)")
+    return 0
+
+
 def _cmd_neighbors(args) -> int:
     _check_topn(args)
+    if args.vectors is not None:
+        kv = _keyed(args.vectors)
+        for k in args.keys:
+            kv.get_index(k)
+        for i, k in enumerate(args.keys):
+            if i:
+                print()
+            print(f"nearest to {k}:")
+            for key, score in kv.most_similar(k, topn=args.topn):
+                print(f"  {score:7.4f}  {key}")
+        return 0
     tm = _load(args)
     for k in args.keys:
         tm.vocab.lookup(k)  # fail on any unknown key before printing anything

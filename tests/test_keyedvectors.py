@@ -1,0 +1,124 @@
+"""KeyedVectors queries and evaluations against gensim 4.4 on the real text8-10.bin vectors."""
+
+import numpy as np
+import pytest
+
+from npembed import KeyedVectors
+
+
+@pytest.fixture(scope="module")
+def pair(request):
+    gensim = pytest.importorskip("gensim", reason="gensim==4.4.0 comes with the test extras")
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not root.exists():
+        pytest.skip("the team's shared data folder (../shared/data) is not beside this checkout")
+    path = str(root / "pretrained-vectors" / "text8-10.bin")
+    return KeyedVectors.load(path), gensim.models.KeyedVectors.load_word2vec_format(path, binary=True), root
+
+
+QUERIES = [
+    dict(positive=["king"]),
+    dict(positive=["king", "woman"], negative=["man"]),
+    dict(positive=["paris"], topn=5, restrict_vocab=1000),
+    dict(positive=["computer", "science"], topn=20),
+    dict(negative=["good"], topn=3),
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_most_similar_matches_gensim(pair, query):
+    ours, g, _ = pair
+    a, b = ours.most_similar(**query), g.most_similar(**query)
+    assert [k for k, _ in a] == [k for k, _ in b]
+    np.testing.assert_allclose([s for _, s in a], [s for _, s in b], atol=1e-5)
+
+
+def test_other_queries_match_gensim(pair):
+    ours, g, _ = pair
+    a = ours.most_similar_cosmul(positive=["king", "woman"], negative=["man"])
+    b = g.most_similar_cosmul(positive=["king", "woman"], negative=["man"])
+    assert [k for k, _ in a] == [k for k, _ in b]
+    np.testing.assert_allclose([s for _, s in a], [s for _, s in b], atol=1e-5)
+    assert ours.similarity("king", "queen") == pytest.approx(float(g.similarity("king", "queen")), abs=1e-6)
+    assert ours.n_similarity(["king", "man"], ["queen"]) == pytest.approx(float(g.n_similarity(["king", "man"], ["queen"])), abs=1e-6)
+    words = ["breakfast", "cereal", "dinner", "lunch"]
+    assert ours.doesnt_match(words) == g.doesnt_match(words)
+    assert ours.rank("king", "queen") == g.rank("king", "queen")
+    v = ours["france"]
+    a, b = ours.similar_by_vector(v, topn=5), g.similar_by_vector(g["france"], topn=5)
+    assert [k for k, _ in a] == [k for k, _ in b]
+
+
+def test_evaluations_match_gensim(pair):
+    ours, g, root = pair
+    analogies = root / "word-analogy" / "questions-words.txt"
+    score, sections = ours.evaluate_word_analogies(analogies, restrict_vocab=3000)
+    g_score, g_sections = g.evaluate_word_analogies(str(analogies), restrict_vocab=3000)
+    assert score == g_score
+    assert [(s["section"], len(s["correct"]), len(s["incorrect"])) for s in sections] == [
+        (s["section"], len(s["correct"]), len(s["incorrect"])) for s in g_sections
+    ]
+    pairs = root / "word-similarity" / "EN-WS-353-ALL.txt"
+    ours_p = ours.evaluate_word_pairs(pairs)
+    (gp, _), (gs, _), g_oov = g.evaluate_word_pairs(str(pairs))
+    assert ours_p["pearson"] == pytest.approx(gp, abs=1e-6) and ours_p["spearman"] == pytest.approx(gs, abs=1e-9)
+    assert ours_p["oov_ratio"] == pytest.approx(g_oov)
+
+
+def test_zero_vectors_topn_edges_and_read_only_views():
+    kv = KeyedVectors(["a", "b", "zero", "c"], np.array([[1.0, 0], [0.9, 0.1], [0, 0], [-1, 0]]))
+    assert kv.similarity("a", "zero") == 0.0
+    assert dict(kv.most_similar("a", topn=10))["zero"] == 0.0
+    assert kv.most_similar("a", topn=0) == []
+    assert [k for k, _ in kv.most_similar("a", topn=100)] == ["b", "zero", "c"]
+    v = kv["a"]
+    with pytest.raises(ValueError, match="read-only"):
+        v[0] = 5
+    with pytest.raises(ValueError, match="read-only"):
+        kv.norms[0] = 5
+    assert kv.vectors[0, 0] == 1.0
+
+
+def test_errors():
+    kv = KeyedVectors(["apple", "apply"], np.ones((2, 3)))
+    with pytest.raises(KeyError, match=r"'appel' is not in the vocabulary \(2 items\)\. Did you mean: apply, apple\?"):
+        kv.most_similar("appel")
+    with pytest.raises(ValueError, match="`topn` must be a non-negative integer; got -1"):
+        kv.most_similar("apple", topn=-1)
+    with pytest.raises(ValueError, match="`most_similar` needs at least one positive or negative key or vector"):
+        kv.most_similar()
+    with pytest.raises(ValueError, match=r"a query vector must have shape \(3,\); got \(2,\)"):
+        kv.similar_by_vector(np.ones(2))
+    with pytest.raises(ValueError, match=r"`vectors` must be 2-D with one row per key \(3\); got shape \(2, 3\)"):
+        KeyedVectors(["a", "b", "c"], np.ones((2, 3)))
+    with pytest.raises(ValueError, match="`index_to_key` must hold distinct keys; 'a' appears more than once"):
+        KeyedVectors(["a", "a"], np.ones((2, 3)))
+
+
+def test_vector_commands(pair, tmp_path, capsys):
+    from npembed.cli import main
+
+    _, _, root = pair
+    src = str(root / "pretrained-vectors" / "text8-10.bin")
+    out = tmp_path / "t.txt"
+    assert main(["convert", src, str(out), "--to", "word2vec"]) == 0
+    assert "71291 vectors of dimension 10: word2vec-binary -> word2vec" in capsys.readouterr().out
+    back = KeyedVectors.load(out)
+    assert back.vectors.tobytes() == KeyedVectors.load(src).vectors.tobytes()
+    assert main(["neighbors", "--vectors", str(out), "king", "--topn", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("nearest to king:") and len(printed.strip().splitlines()) == 4
+    assert main(["analogy", "--vectors", src, "man", "king", "woman"]) == 0
+    assert capsys.readouterr().out.startswith("man : king :: woman : ?")
+    assert main(["evaluate", "--vectors", src, "--analogies", str(root / "word-analogy" / "questions-words.txt"),
+                 "--pairs", str(root / "word-similarity" / "EN-WS-353-ALL.txt"), "--restrict-vocab", "3000"]) == 0
+    printed = capsys.readouterr().out
+    assert "Total accuracy" in printed and "pearson" in printed
+    assert main(["evaluate", "--vectors", src]) == 2
+    assert "pass --analogies FILE and/or --pairs FILE" in capsys.readouterr().err
+    assert main(["neighbors", "--vectors", src, "kingg"]) == 2
+    assert "'kingg' is not in the vocabulary" in capsys.readouterr().err
+    assert main(["convert", str(root / "pretrained-vectors" / "pretrained.vec"), str(tmp_path / "x"), "--to", "glove"]) == 2
+    assert "is it truncated?" in capsys.readouterr().err
