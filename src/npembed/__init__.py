@@ -1,6 +1,7 @@
 """npembed: embedding layers on NumPy, with compiled kernels, for training and querying on the CPU."""
 
 from ._checks import FormatError
+from .align import Coverage, align_vectors
 from .bag import EmbeddingBag
 from .baskets import Baskets, load_recipes, read_baskets
 from .embedding import Embedding
@@ -37,6 +38,7 @@ __all__ = [
     "SGD",
     "SoftmaxCrossEntropy",
     "Vocab",
+    "align_vectors",
     "load_recipes",
     "load_vectors",
     "save_vectors",

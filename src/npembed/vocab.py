@@ -44,6 +44,71 @@ class Vocab:
         keys = sorted(counts)
         return cls(keys, [counts[k] for k in keys])
 
+    @classmethod
+    def build(
+        cls,
+        sequences: Iterable[Sequence[str]],
+        *,
+        min_count: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = (),
+    ) -> "Vocab":
+        """A vocabulary from token sequences: ``specials`` first (ids 0, 1, ...), then the tokens
+        seen at least ``min_count`` times, most frequent first (ties by name, so ids are stable),
+        at most ``max_size`` entries in all. Counts are occurrences (specials count 0).
+        """
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"`min_count` must be a positive integer; got {min_count!r}.")
+        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1):
+            raise ValueError(f"`max_size` must be a positive integer or None; got {max_size!r}.")
+        specials = list(specials)
+        if len(set(specials)) != len(specials):
+            raise ValueError(f"`specials` must be distinct; got {specials}.")
+        counts: dict[str, int] = {}
+        for seq in sequences:
+            for tok in seq:
+                counts[tok] = counts.get(tok, 0) + 1
+        kept = sorted((k for k, c in counts.items() if c >= min_count and k not in specials), key=lambda k: (-counts[k], k))
+        if max_size is not None:
+            kept = kept[: max(max_size - len(specials), 0)]
+        if not kept:
+            raise ValueError(
+                f"no token is left after filtering ({len(counts)} distinct, min_count={min_count}, max_size={max_size}); "
+                "lower min_count or raise max_size."
+            )
+        keys = specials + kept
+        return cls(keys, [0] * len(specials) + [counts[k] for k in kept])
+
+    def save(self, path) -> None:
+        """Write the vocabulary as JSON, atomically."""
+        import json
+        import os
+        import tempfile
+
+        path = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.to_json(), fh, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path) -> "Vocab":
+        import json
+
+        from ._checks import FormatError
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                obj = json.load(fh)
+            return cls.from_json(obj)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"not a vocabulary file ({exc}).", str(path)) from None
+
     def __len__(self) -> int:
         return len(self.index_to_key)
 

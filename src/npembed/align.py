@@ -1,0 +1,111 @@
+"""Bring pre-trained vectors into your own vocabulary: coverage report, rules for missing rows,
+and an Embedding whose loaded rows can stay frozen while the rest train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence, Union
+
+import numpy as np
+
+from .embedding import Embedding, as_generator
+from .keyedvectors import KeyedVectors
+from .vocab import Vocab
+
+__all__ = ["align_vectors", "Coverage", "MISSING_RULES"]
+
+MISSING_RULES = ("zeros", "random", "mean")
+
+
+@dataclass
+class Coverage:
+    """How much of a vocabulary a vector file covers."""
+
+    ids_found: int
+    ids_total: int
+    case_folded_hits: int
+    token_coverage: float | None  # share of token occurrences (None when the vocabulary has no counts)
+    missing: list = field(default_factory=list)
+
+    @property
+    def id_coverage(self) -> float:
+        return self.ids_found / self.ids_total if self.ids_total else 0.0
+
+    def __str__(self) -> str:
+        tok = "n/a" if self.token_coverage is None else f"{100 * self.token_coverage:.1f}%"
+        return (
+            f"{self.ids_found} of {self.ids_total} ids found ({100 * self.id_coverage:.1f}%; "
+            f"{self.case_folded_hits} by case folding), tokens covered {tok}, {len(self.missing)} missing"
+        )
+
+
+def align_vectors(
+    vectors: KeyedVectors,
+    vocab: Union[Vocab, Sequence[str]],
+    *,
+    missing: str = "random",
+    case_fold: bool = True,
+    freeze_loaded: bool = True,
+    padding_idx: int | None = None,
+    rng: Union[np.random.Generator, int, None] = None,
+    dtype=np.float32,
+) -> tuple[Embedding, Coverage]:
+    """An :class:`Embedding` over ``vocab`` with each key's pre-trained vector where the file has it.
+
+    Parameters
+    ----------
+    missing : {"zeros", "random", "mean"}
+        Rows for keys the file lacks: zeros; random draws matched to the file's statistics (each
+        dimension normal with that dimension's mean and standard deviation); or the mean vector.
+    case_fold : bool
+        A key not found as is is looked up case-insensitively (the file's first match wins).
+    freeze_loaded : bool
+        Loaded rows get no gradient (``freeze_rows``); the missing rows train.
+    padding_idx : int, optional
+        Passed to the Embedding: that row is zero and frozen, whatever the file says.
+    """
+    if missing not in MISSING_RULES:
+        raise ValueError(f"`missing` must be one of {MISSING_RULES}; got {missing!r}.")
+    if not isinstance(vocab, Vocab):
+        vocab = Vocab(list(vocab))
+    if len(vocab) == 0:
+        raise ValueError("`vocab` is empty: nothing to align.")
+    src = vectors.vectors
+    folded: dict[str, int] = {}
+    if case_fold:
+        for i, k in enumerate(vectors.index_to_key):
+            folded.setdefault(k.lower(), i)
+    rows = np.full(len(vocab), -1, dtype=np.int64)
+    case_hits = 0
+    for i, key in enumerate(vocab.index_to_key):
+        j = vectors.key_to_index.get(key)
+        if j is None and case_fold:
+            j = folded.get(key.lower())
+            case_hits += j is not None
+        if j is not None:
+            rows[i] = j
+    found = rows >= 0
+    d = src.shape[1]
+    gen = as_generator(rng)
+    table = np.empty((len(vocab), d), dtype=dtype)
+    table[found] = src[rows[found]]
+    n_missing = int((~found).sum())
+    if n_missing:
+        if missing == "zeros":
+            table[~found] = 0
+        elif missing == "mean":
+            table[~found] = src.mean(axis=0)
+        else:
+            mu, sd = src.mean(axis=0), src.std(axis=0)
+            table[~found] = mu + sd * gen.standard_normal((n_missing, d))
+    counts = vocab.counts
+    token_cov = float(counts[found].sum() / counts.sum()) if counts.sum() > 0 else None
+    emb = Embedding.from_pretrained(table, freeze=False, padding_idx=padding_idx, dtype=dtype)
+    if padding_idx is not None:
+        emb.weight.data[emb.padding_idx] = 0
+    if freeze_loaded and found.any():
+        emb.freeze_rows(np.flatnonzero(found))
+    report = Coverage(
+        int(found.sum()), len(vocab), int(case_hits), token_cov, [vocab.index_to_key[i] for i in np.flatnonzero(~found)]
+    )
+    return emb, report
