@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from npembed import KeyedVectors
+from npembed import FormatError, KeyedVectors
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,37 @@ def test_vector_commands(pair, tmp_path, capsys):
     assert "'kingg' is not in the vocabulary" in capsys.readouterr().err
     assert main(["convert", str(root / "pretrained-vectors" / "pretrained.vec"), str(tmp_path / "x"), "--to", "glove"]) == 2
     assert "is it truncated?" in capsys.readouterr().err
+
+
+def _rss_anon_kb() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    pytest.skip("no /proc/self/status RssAnon on this system")
+
+
+def test_folder_format_round_trip_and_memory_mapped_queries(tmp_path):
+    rng = np.random.default_rng(0)
+    n, d = 400_000, 128  # a 205 MB float32 table
+    keys = [f"w{i}" for i in range(n)]
+    vecs = rng.standard_normal((n, d), dtype=np.float32)
+    KeyedVectors(keys, vecs).save(tmp_path / "kv", format="npembed")
+    del vecs
+    kv = KeyedVectors.load_folder(tmp_path / "kv")
+    assert not kv.vectors.flags.writeable  # a read-only view of the mapped file
+    before = _rss_anon_kb()  # the keys themselves are Python objects; the queries must add little
+    res = kv.most_similar("w123", topn=5)
+    kv.most_similar(positive=["w1", "w2"], negative=["w3"], topn=5)
+    grown_mb = (_rss_anon_kb() - before) / 1024
+    table_mb = n * d * 4 / 2**20
+    assert grown_mb < 0.1 * table_mb, f"anonymous memory grew {grown_mb:.0f} MB for a {table_mb:.0f} MB table"
+    assert len(res) == 5 and res[0][0] != "w123"
+    eager = KeyedVectors.load_folder(tmp_path / "kv", mmap=False)
+    assert eager.most_similar("w123", topn=5) == res
+    with pytest.raises(FormatError, match="not an npembed vector folder"):
+        KeyedVectors.load_folder(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="is not an npembed vector folder; refusing to replace it"):
+        kv.save(tmp_path / "mine", format="npembed")

@@ -19,6 +19,18 @@ from .vocab import Vocab
 
 __all__ = ["KeyedVectors"]
 
+VECTOR_FOLDER = "npembed-vectors"
+
+
+def _is_vector_folder(path: str) -> bool:
+    import json
+
+    try:
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as fh:
+            return json.load(fh).get("format") == VECTOR_FOLDER
+    except (OSError, ValueError, AttributeError):
+        return False
+
 KeyOrVector = Union[str, np.ndarray]
 
 
@@ -78,7 +90,48 @@ class KeyedVectors:
         return cls(vf.keys, vf.vectors)
 
     def save(self, path: str | os.PathLike, format: str = "word2vec") -> None:
-        save_vectors(path, self.index_to_key, self.vectors, format)
+        """Write as ``"npembed"`` (a folder: ``vectors.npy``, ``vocab.json``, ``meta.json``), or
+        word2vec text / binary / GloVe (see :func:`npembed.save_vectors`). Atomic either way."""
+        if format == "npembed":
+            self._save_folder(os.fspath(path))
+        else:
+            save_vectors(path, self.index_to_key, self.vectors, format)
+
+    def _save_folder(self, path: str) -> None:
+        import json
+
+        from .fsutil import atomic_dir
+
+        if os.path.exists(path) and (not os.path.isdir(path) or (os.listdir(path) and not _is_vector_folder(path))):
+            raise FileExistsError(f"{path} exists and is not an npembed vector folder; refusing to replace it.")
+        with atomic_dir(path) as tmp:
+            np.save(os.path.join(tmp, "vectors.npy"), np.ascontiguousarray(self.vectors))
+            self.vocab.save(os.path.join(tmp, "vocab.json"))
+            with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as fh:
+                json.dump({"format": VECTOR_FOLDER, "count": len(self), "dim": int(self.vectors.shape[1]),
+                           "dtype": str(self.vectors.dtype)}, fh)
+
+    @classmethod
+    def load_folder(cls, path: str | os.PathLike, mmap: bool = True) -> "KeyedVectors":
+        """Load the ``"npembed"`` folder format; with ``mmap`` (default) the table is mapped
+        read-only from disk, so a table larger than free memory can be queried."""
+        import json
+
+        path = os.fspath(path)
+        if not _is_vector_folder(path):
+            raise FormatError("not an npembed vector folder (no meta.json with format 'npembed-vectors').", path)
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as fh:
+            meta = json.load(fh)
+        vocab = Vocab.load(os.path.join(path, "vocab.json"))
+        try:
+            vectors = np.load(os.path.join(path, "vectors.npy"), mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"cannot read the table ({exc}).", os.path.join(path, "vectors.npy")) from None
+        if vectors.shape != (meta.get("count"), meta.get("dim")) or vectors.shape[0] != len(vocab):
+            raise FormatError(f"vectors.npy has shape {vectors.shape}; meta.json and vocab.json disagree.", path)
+        kv = cls(vocab.index_to_key, vectors)
+        kv.vocab = vocab
+        return kv
 
     @property
     def index_to_key(self) -> list:
@@ -92,8 +145,14 @@ class KeyedVectors:
     def norms(self) -> np.ndarray:
         """One L2 norm per row (computed once; the table is never normalised in a copy)."""
         if self._norms is None:
-            self._norms = np.linalg.norm(self.vectors, axis=1)
-            self._norms.flags.writeable = False
+            # In blocks of rows: a memory-mapped table larger than RAM is read once, never squared whole.
+            norms = np.empty(self.vectors.shape[0], dtype=np.float64)
+            step = max(1, (1 << 20) // max(self.vectors.shape[1], 1))  # blocks of about 8 MB in float64
+            for i in range(0, len(norms), step):
+                block = self.vectors[i : i + step].astype(np.float64)
+                norms[i : i + step] = np.sqrt(np.einsum("ij,ij->i", block, block))
+            norms.flags.writeable = False
+            self._norms = norms
         return self._norms
 
     def __len__(self) -> int:
