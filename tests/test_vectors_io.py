@@ -59,6 +59,10 @@ def test_limit_dtype_and_gzip(shared_data, tmp_path):
     gz = tmp_path / "v.txt.gz"
     gz.write_bytes(gzip.compress((shared_data / "pretrained-vectors" / "toy-model.vec").read_bytes()))
     assert len(load_vectors(gz).keys) == 22
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(gz.read_bytes()[:-30])
+    with pytest.raises(FormatError, match="cut.txt.gz: gzip stream is damaged or cut short"):
+        load_vectors(cut)
 
 
 def _w(tmp_path, name, data):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -34,17 +35,70 @@ class VectorFile:
     format: str
 
 
-def _open_bytes(path: str) -> bytes:
+def _open(path: str):
+    """A binary file object over the (possibly gzip-compressed) file, read as a stream."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"vector file not found: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"expected a vector file; got the folder {path}")
     with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+class _Stream:
+    """A rolling buffer over a binary file: records are parsed without holding the whole file."""
+
+    CHUNK = 1 << 24
+
+    def __init__(self, fh, path: str):
+        self.fh, self.path = fh, path
+        self.buf, self.pos = b"", 0
+
+    def _fill(self) -> bool:
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
-    return raw
+            data = self.fh.read(self.CHUNK)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FormatError(f"gzip stream is damaged or cut short ({exc}).", self.path) from None
+        if not data:
+            return False
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
+        return True
+
+    def find(self, sep: bytes) -> int:
+        """Offset of ``sep`` from the current position, or -1 at the end of the file."""
+        start = 0
+        while True:
+            i = self.buf.find(sep, self.pos + start)
+            if i >= 0:
+                return i - self.pos
+            start = len(self.buf) - self.pos
+            if not self._fill():
+                return -1
+
+    def take(self, n: int) -> bytes:
+        while len(self.buf) - self.pos < n and self._fill():
+            pass
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += len(out)
+        return out
+
+    def skip_newlines(self) -> None:
+        while True:
+            if self.pos >= len(self.buf) and not self._fill():
+                return
+            if self.buf[self.pos : self.pos + 1] != b"\n":
+                return
+            self.pos += 1
+
+    def rest_is_blank(self) -> bool:
+        while True:
+            if self.buf[self.pos :].strip(b"\n"):
+                return False
+            self.pos = len(self.buf)
+            if not self._fill():
+                return True
 
 
 def _header(line: bytes) -> tuple[int, int] | None:
@@ -65,15 +119,17 @@ def _looks_like_text_row(line: bytes, dim: int) -> bool:
     return True
 
 
-def _detect(raw: bytes) -> str:
-    first_end = raw.find(b"\n")
-    first = raw[: first_end if first_end >= 0 else len(raw)]
+def _detect(path: str) -> str:
+    with _open(path) as fh:
+        try:
+            first = fh.readline(1 << 22)
+            second = fh.readline(1 << 22)  # bounded: a binary file may hold no newline at all
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
     head = _header(first)
     if head is None:
         return "glove"
-    second_end = raw.find(b"\n", first_end + 1)
-    second = raw[first_end + 1 : second_end if second_end >= 0 else len(raw)]
-    if head[0] == 0 or _looks_like_text_row(second, head[1]):
+    if head[0] == 0 or _looks_like_text_row(second.rstrip(b"\n"), head[1]):
         return "word2vec"
     return "word2vec-binary"
 
@@ -97,56 +153,66 @@ def _finish(keys: list, rows: list, path: str, where_of: list) -> None:
         seen[k] = i
 
 
-def _read_text(raw: bytes, path: str, has_header: bool, limit, dtype, encoding, errors) -> VectorFile:
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    start, count, dim = 0, None, None
-    if has_header:
-        head = _header(lines[0]) if lines else None
-        if head is None:
-            raise FormatError("the first line must be the header 'count dimension'.", path, 1)
-        count, dim = head
-        start = 1
-    want = count if count is not None else len(lines) - start
-    if limit is not None:
-        want = min(want, limit)
-    keys, where = [], []
-    vectors = None
-    for i in range(start, len(lines)):
-        if len(keys) == want:
-            if count is not None and limit is None and i < len(lines) and lines[i].strip():
-                raise FormatError(f"the header says {count} vectors but more lines follow.", path, i + 1)
-            break
-        line = lines[i].rstrip(b"\r").rstrip(b" ")
-        lineno = i + 1
-        if not line.strip():
-            raise FormatError("blank line inside the vectors.", path, lineno)
-        parts = line.split(b" ")
-        if dim is None:
-            dim = len(parts) - 1
-            if dim < 1:
-                raise FormatError("a vector line needs a key and at least one value.", path, lineno)
-        if len(parts) != dim + 1:
-            hint = " (does the key contain a space?)" if len(parts) > dim + 1 else ""
-            raise FormatError(f"expected a key and {dim} values; got {len(parts) - 1} values{hint}.", path, lineno)
-        key = _decode(parts[0], encoding, errors, path, f"line {lineno}")
-        try:
-            row = np.array([float(p) for p in parts[1:]], dtype=np.float64)
-        except ValueError:
-            bad = next(p for p in parts[1:] if not _is_float(p))
-            raise FormatError(f"non-numeric value {bad.decode('utf-8', 'replace')!r} for key {key!r}.", path, lineno) from None
-        if vectors is None:
-            vectors = np.empty((want, dim), dtype=dtype)
-        vectors[len(keys)] = row
-        keys.append(key)
-        where.append(f"line {lineno}")
+def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> VectorFile:
+    count = None
+    if not has_header:
+        # GloVe has no header: count the lines in a first streaming pass, so the table is
+        # allocated once and filled in place.
+        with _open(path) as fh:
+            count = sum(1 for line in fh if line.strip())
+    with _open(path) as fh:
+        lines = iter(fh)
+        lineno = 0
+        dim = None
+        if has_header:
+            first = next(lines, b"")
+            lineno = 1
+            head = _header(first)
+            if head is None:
+                raise FormatError("the first line must be the header 'count dimension'.", path, 1)
+            count, dim = head
+        want = count if limit is None else min(count, limit)
+        keys, where = [], []
+        vectors = None
+        for raw in lines:
+            if len(keys) == want:
+                if has_header and limit is None and raw.strip():
+                    raise FormatError(f"the header says {count} vectors but more lines follow.", path, lineno + 1)
+                if limit is not None or not has_header:
+                    break
+                lineno += 1
+                continue
+            lineno += 1
+            line = raw.rstrip(b"\n").rstrip(b"\r").rstrip(b" ")
+            if not line.strip():
+                if not has_header:
+                    continue
+                raise FormatError("blank line inside the vectors.", path, lineno)
+            parts = line.split(b" ")
+            if dim is None:
+                dim = len(parts) - 1
+                if dim < 1:
+                    raise FormatError("a vector line needs a key and at least one value.", path, lineno)
+            if len(parts) != dim + 1:
+                hint = " (does the key contain a space?)" if len(parts) > dim + 1 else ""
+                raise FormatError(f"expected a key and {dim} values; got {len(parts) - 1} values{hint}.", path, lineno)
+            key = _decode(parts[0], encoding, errors, path, f"line {lineno}")
+            try:
+                row = np.array([float(p) for p in parts[1:]], dtype=np.float64)
+            except ValueError:
+                bad = next(p for p in parts[1:] if not _is_float(p))
+                raise FormatError(f"non-numeric value {bad.decode('utf-8', 'replace')!r} for key {key!r}.", path, lineno) from None
+            if vectors is None:
+                vectors = np.empty((want, dim), dtype=dtype)
+            vectors[len(keys)] = row
+            keys.append(key)
+            where.append(f"line {lineno}")
     if len(keys) < want:
         raise FormatError(
             f"the header says {count} vectors but the file ends after {len(keys)}: is it truncated?"
-            if count is not None else "no vectors found.",
+            if has_header else "no vectors found.",
             path,
-            len(lines),
+            lineno,
         )
     if vectors is None:
         vectors = np.empty((0, dim or 0), dtype=dtype)
@@ -162,40 +228,41 @@ def _is_float(b: bytes) -> bool:
         return False
 
 
-def _read_binary(raw: bytes, path: str, limit, dtype, encoding, errors) -> VectorFile:
-    end = raw.find(b"\n")
-    head = _header(raw[:end]) if end >= 0 else None
-    if head is None:
-        raise FormatError("the first line must be the header 'count dimension'.", path, 1)
-    count, dim = head
-    want = count if limit is None else min(count, limit)
-    vectors = np.empty((want, dim), dtype=dtype)
-    keys, where = [], []
-    pos = end + 1
-    nbytes = 4 * dim
-    for r in range(want):
-        while pos < len(raw) and raw[pos : pos + 1] == b"\n":
-            pos += 1  # the C tool writes a newline after each vector; gensim does not
-        space = raw.find(b" ", pos)
-        if space < 0 or pos >= len(raw):
-            raise FormatError(f"the header says {count} vectors but the file ends after {r} (record {r + 1}): is it truncated?", path)
-        key_b = raw[pos:space]
-        if not key_b:
-            raise FormatError(f"record {r + 1} has an empty key.", path)
-        key = _decode(key_b, encoding, errors, path, f"record {r + 1}")
-        vec = raw[space + 1 : space + 1 + nbytes]
-        if len(vec) < nbytes:
-            raise FormatError(
-                f"record {r + 1} (key {key!r}) needs {nbytes} bytes of vector but the file ends after {len(vec)}: is it truncated?",
-                path,
-            )
-        vectors[r] = np.frombuffer(vec, dtype="<f4")
-        keys.append(key)
-        where.append(f"record {r + 1}")
-        pos = space + 1 + nbytes
-    if limit is None:
-        rest = raw[pos:].strip(b"\n")
-        if rest:
+def _read_binary(path: str, limit, dtype, encoding, errors) -> VectorFile:
+    with _open(path) as fh:
+        st = _Stream(fh, path)
+        end = st.find(b"\n")
+        head = _header(st.take(end)) if end >= 0 else None
+        if head is None:
+            raise FormatError("the first line must be the header 'count dimension'.", path, 1)
+        st.take(1)
+        count, dim = head
+        want = count if limit is None else min(count, limit)
+        vectors = np.empty((want, dim), dtype=dtype)
+        keys, where = [], []
+        nbytes = 4 * dim
+        for r in range(want):
+            st.skip_newlines()  # the C tool writes a newline after each vector; gensim does not
+            space = st.find(b" ")
+            if space < 0:
+                raise FormatError(
+                    f"the header says {count} vectors but the file ends after {r} (record {r + 1}): is it truncated?", path
+                )
+            key_b = st.take(space)
+            st.take(1)
+            if not key_b:
+                raise FormatError(f"record {r + 1} has an empty key.", path)
+            key = _decode(key_b, encoding, errors, path, f"record {r + 1}")
+            vec = st.take(nbytes)
+            if len(vec) < nbytes:
+                raise FormatError(
+                    f"record {r + 1} (key {key!r}) needs {nbytes} bytes of vector but the file ends after {len(vec)}: is it truncated?",
+                    path,
+                )
+            vectors[r] = np.frombuffer(vec, dtype="<f4")
+            keys.append(key)
+            where.append(f"record {r + 1}")
+        if limit is None and not st.rest_is_blank():
             raise FormatError(f"the header says {count} vectors but more data follows record {count}.", path)
     if not np.isfinite(vectors).all():
         r = int(np.argwhere(~np.isfinite(vectors))[0, 0])
@@ -228,11 +295,13 @@ def load_vectors(
     if unicode_errors not in ("strict", "ignore", "replace"):
         raise ValueError(f"`unicode_errors` must be 'strict', 'ignore' or 'replace'; got {unicode_errors!r}.")
     dtype = check_float_dtype(dtype)
-    raw = _open_bytes(path)
-    fmt = _detect(raw) if format == "auto" else ("word2vec" if format == "fasttext" else format)
-    if fmt == "word2vec-binary":
-        return _read_binary(raw, path, limit, dtype, encoding, unicode_errors)
-    out = _read_text(raw, path, fmt == "word2vec", limit, dtype, encoding, unicode_errors)
+    fmt = _detect(path) if format == "auto" else ("word2vec" if format == "fasttext" else format)
+    try:
+        if fmt == "word2vec-binary":
+            return _read_binary(path, limit, dtype, encoding, unicode_errors)
+        out = _read_text(path, fmt == "word2vec", limit, dtype, encoding, unicode_errors)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
     if not np.isfinite(out.vectors).all():
         r = int(np.argwhere(~np.isfinite(out.vectors))[0, 0])
         raise FormatError(f"the vector of key {out.keys[r]!r} holds NaN or infinite values.", path)
