@@ -145,12 +145,13 @@ def _decode(b: bytes, encoding: str, errors: str, path: str, where: str) -> str:
         ) from None
 
 
-def _finish(keys: list, rows: list, path: str, where_of: list) -> None:
+def _check_distinct(keys: list, path: str, where) -> None:
+    """A duplicate key is an error naming both places; ``where(i)`` describes row ``i``."""
     seen: dict = {}
     for i, k in enumerate(keys):
-        if k in seen:
-            raise FormatError(f"duplicate key {k!r} at {where_of[i]} (first at {where_of[seen[k]]}).", path)
-        seen[k] = i
+        j = seen.setdefault(k, i)
+        if j != i:
+            raise FormatError(f"duplicate key {k!r} at {where(i)} (first at {where(j)}).", path)
 
 
 def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> VectorFile:
@@ -172,7 +173,7 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
                 raise FormatError("the first line must be the header 'count dimension'.", path, 1)
             count, dim = head
         want = count if limit is None else min(count, limit)
-        keys, where = [], []
+        keys, line_of = [], []
         vectors = None
         for raw in lines:
             if len(keys) == want:
@@ -206,7 +207,7 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
                 vectors = np.empty((want, dim), dtype=dtype)
             vectors[len(keys)] = row
             keys.append(key)
-            where.append(f"line {lineno}")
+            line_of.append(lineno)
     if len(keys) < want:
         raise FormatError(
             f"the header says {count} vectors but the file ends after {len(keys)}: is it truncated?"
@@ -216,7 +217,7 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
         )
     if vectors is None:
         vectors = np.empty((0, dim or 0), dtype=dtype)
-    _finish(keys, [], path, where)
+    _check_distinct(keys, path, lambda i: f"line {line_of[i]}")
     return VectorFile(keys, vectors, "word2vec" if has_header else "glove")
 
 
@@ -239,7 +240,7 @@ def _read_binary(path: str, limit, dtype, encoding, errors) -> VectorFile:
         count, dim = head
         want = count if limit is None else min(count, limit)
         vectors = np.empty((want, dim), dtype=dtype)
-        keys, where = [], []
+        keys = []
         nbytes = 4 * dim
         for r in range(want):
             st.skip_newlines()  # the C tool writes a newline after each vector; gensim does not
@@ -261,13 +262,12 @@ def _read_binary(path: str, limit, dtype, encoding, errors) -> VectorFile:
                 )
             vectors[r] = np.frombuffer(vec, dtype="<f4")
             keys.append(key)
-            where.append(f"record {r + 1}")
         if limit is None and not st.rest_is_blank():
             raise FormatError(f"the header says {count} vectors but more data follows record {count}.", path)
     if not np.isfinite(vectors).all():
         r = int(np.argwhere(~np.isfinite(vectors))[0, 0])
         raise FormatError(f"record {r + 1} (key {keys[r]!r}) holds NaN or infinite values.", path)
-    _finish(keys, [], path, where)
+    _check_distinct(keys, path, lambda i: f"record {i + 1}")
     return VectorFile(keys, vectors, "word2vec-binary")
 
 
