@@ -206,15 +206,29 @@ class KeyedVectors:
         b = np.mean([self.get_vector(k) for k in keys2], axis=0)
         return float(np.dot(self._unit(a), self._unit(b)))
 
-    def _terms(self, positive, negative) -> tuple[list, list]:
-        def norm(x):
+    def _query(self, name: str, positive, negative, topn, restrict_vocab, score) -> list[tuple[str, float]]:
+        """Shared frame of the neighbour queries: argument checks, excluding the input keys, top-k.
+
+        ``score(pos, neg, restrict_vocab)`` returns one score per candidate row.
+        """
+        topn = _check_topn(topn)
+
+        def as_list(x):
             if x is None:
                 return []
-            if isinstance(x, (str, np.ndarray)):
-                return [x]
-            return list(x)
+            return [x] if isinstance(x, (str, np.ndarray)) else list(x)
 
-        return norm(positive), norm(negative)
+        pos, neg = as_list(positive), as_list(negative)
+        if not pos and not neg:
+            raise ValueError(f"`{name}` needs at least one positive or negative key or vector.")
+        if topn == 0:
+            return []
+        exclude = [self.get_index(t) for t in pos + neg if isinstance(t, str)]
+        sims = score(pos, neg, restrict_vocab)
+        if exclude:
+            sims[[e for e in exclude if e < len(sims)]] = -np.inf
+        top = topk(sims, topn)
+        return [(self.index_to_key[i], float(sims[i])) for i in top]
 
     def most_similar(
         self,
@@ -229,22 +243,13 @@ class KeyedVectors:
         ``topn=0`` gives ``[]``; a ``topn`` larger than the vocabulary gives every other key.
         ``restrict_vocab`` searches only the first that many keys (files list frequent ones first).
         """
-        topn = _check_topn(topn)
-        pos, neg = self._terms(positive, negative)
-        if not pos and not neg:
-            raise ValueError("`most_similar` needs at least one positive or negative key or vector.")
-        if topn == 0:
-            return []
-        terms = [(self._unit(t), 1.0) for t in pos] + [(self._unit(t), -1.0) for t in neg]
-        exclude = [self.get_index(t) for t in pos + neg if isinstance(t, str)]
-        mean = np.mean([w * v for v, w in terms], axis=0)
-        n = np.linalg.norm(mean)
-        mean = mean / n if n > 0 else mean
-        sims = self._cosines(mean, restrict_vocab)
-        if exclude:
-            sims[[e for e in exclude if e < len(sims)]] = -np.inf
-        top = topk(sims, topn)
-        return [(self.index_to_key[i], float(sims[i])) for i in top]
+
+        def score(pos, neg, limit):
+            mean = np.mean([self._unit(t) for t in pos] + [-self._unit(t) for t in neg], axis=0)
+            n = np.linalg.norm(mean)
+            return self._cosines(mean / n if n > 0 else mean, limit)
+
+        return self._query("most_similar", positive, negative, topn, restrict_vocab, score)
 
     def similar_by_vector(self, vector: np.ndarray, topn: int = 10, restrict_vocab: int | None = None):
         """The keys nearest (cosine) to ``vector``."""
@@ -258,20 +263,13 @@ class KeyedVectors:
         restrict_vocab: int | None = None,
     ) -> list[tuple[str, float]]:
         """3CosMul (Levy and Goldberg, 2014): ``prod((1 + cos(x, p)) / 2) / (prod((1 + cos(x, n)) / 2) + 1e-6)``."""
-        topn = _check_topn(topn)
-        pos, neg = self._terms(positive, negative)
-        if not pos and not neg:
-            raise ValueError("`most_similar_cosmul` needs at least one positive or negative key or vector.")
-        if topn == 0:
-            return []
-        exclude = [self.get_index(t) for t in pos + neg if isinstance(t, str)]
-        pos_d = [(1 + self._cosines(self._unit(t), restrict_vocab)) / 2 for t in pos]
-        neg_d = [(1 + self._cosines(self._unit(t), restrict_vocab)) / 2 for t in neg]
-        sims = np.prod(pos_d, axis=0) / (np.prod(neg_d, axis=0) + 1e-6)
-        if exclude:
-            sims[[e for e in exclude if e < len(sims)]] = -np.inf
-        top = topk(sims, topn)
-        return [(self.index_to_key[i], float(sims[i])) for i in top]
+
+        def score(pos, neg, limit):
+            pos_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t in pos]
+            neg_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t in neg]
+            return np.prod(pos_d, axis=0) / (np.prod(neg_d, axis=0) + 1e-6)
+
+        return self._query("most_similar_cosmul", positive, negative, topn, restrict_vocab, score)
 
     def doesnt_match(self, keys: Sequence[str]) -> str:
         """The key furthest from the mean of the others' unit vectors (unknown keys are ignored)."""
