@@ -119,3 +119,27 @@ def test_argument_errors_and_atomic_write(tmp_path):
     with pytest.raises(ValueError, match=r"`vectors` must be 2-D with one row per key \(2\); got shape \(1, 2\)"):
         save_vectors(tmp_path / "o.txt", ["a", "b"], np.ones((1, 2)))
     assert not list(tmp_path.glob(".o.txt.tmp-*"))
+
+
+def test_counts_file_as_gensim_writes_it(tmp_path, rng):
+    gensim = pytest.importorskip("gensim", reason="gensim==4.4.0 comes with the test extras")
+    from npembed import KeyedVectors
+
+    kv = gensim.models.KeyedVectors(3)
+    kv.add_vectors(["a", "b", "c"], rng.standard_normal((3, 3)).astype(np.float32))
+    for k, c in (("a", 10), ("b", 7), ("c", 2)):
+        kv.set_vecattr(k, "count", c)
+    kv.save_word2vec_format(str(tmp_path / "v.txt"), fvocab=str(tmp_path / "vocab.txt"))
+    vf = load_vectors(tmp_path / "v.txt", counts_file=tmp_path / "vocab.txt")
+    assert vf.counts.tolist() == [10, 7, 2]
+    ours = KeyedVectors.load(tmp_path / "v.txt", counts_file=tmp_path / "vocab.txt")
+    assert ours.vocab.counts.tolist() == [10, 7, 2]
+    (tmp_path / "bad.txt").write_text("a ten\n")
+    with pytest.raises(FormatError, match=r"bad.txt, line 1: expected 'key count'"):
+        load_vectors(tmp_path / "v.txt", counts_file=tmp_path / "bad.txt")
+
+
+def test_unicode_whitespace_inside_a_key_is_part_of_the_key(tmp_path):
+    """Only an ASCII space separates fields (as gensim): a no-break space stays in the key."""
+    p = _w(tmp_path, "nbsp.txt", "1 2\nnew\u00a0york 1 2\n")
+    assert load_vectors(p).keys == ["new\u00a0york"]

@@ -73,13 +73,13 @@ class KeyedVectors:
         Kept as given (not copied); queries never modify it.
     """
 
-    def __init__(self, keys: Sequence[str], vectors: np.ndarray):
+    def __init__(self, keys: Sequence[str], vectors: np.ndarray, counts: Sequence[int] | None = None):
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(keys):
             raise ValueError(f"`vectors` must be 2-D with one row per key ({len(keys)}); got shape {vectors.shape}.")
         if vectors.dtype.kind != "f":
             raise TypeError(f"`vectors` must hold floats; got dtype {vectors.dtype}.")
-        self.vocab = Vocab(keys)
+        self.vocab = Vocab(keys, counts)
         self.vectors = vectors
         self._norms: np.ndarray | None = None
 
@@ -87,7 +87,7 @@ class KeyedVectors:
     def load(cls, path: str | os.PathLike, format: str = "auto", **kwargs) -> "KeyedVectors":
         """Read a word2vec / GloVe / fastText file (see :func:`npembed.load_vectors`)."""
         vf = load_vectors(path, format, **kwargs)
-        return cls(vf.keys, vf.vectors)
+        return cls(vf.keys, vf.vectors, vf.counts)
 
     def save(self, path: str | os.PathLike, format: str = "word2vec") -> None:
         """Write as ``"npembed"`` (a folder: ``vectors.npy``, ``vocab.json``, ``meta.json``), or

@@ -28,11 +28,35 @@ FORMATS = ("auto", "word2vec", "word2vec-binary", "glove", "fasttext")
 
 @dataclass
 class VectorFile:
-    """What :func:`load_vectors` read: keys in file order and one row of ``vectors`` each."""
+    """What :func:`load_vectors` read: keys in file order and one row of ``vectors`` each.
+
+    ``counts`` holds each key's count when a counts file was given (``None`` otherwise).
+    """
 
     keys: list
     vectors: np.ndarray
     format: str
+    counts: np.ndarray | None = None
+
+
+def _read_counts(path: str, keys: list, encoding: str) -> np.ndarray:
+    """Counts from a ``key count`` per line file (gensim's ``fvocab``); keys it lacks count 0."""
+    found: dict = {}
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            key_b, _, num = line.rpartition(b" ")
+            try:
+                key = key_b.decode(encoding)
+                count = int(num)
+            except (UnicodeDecodeError, ValueError):
+                raise FormatError("expected 'key count' (a key, a space, an integer).", path, lineno) from None
+            if count < 0:
+                raise FormatError(f"the count of {key!r} is negative ({count}).", path, lineno)
+            found[key] = count
+    return np.array([found.get(k, 0) for k in keys], dtype=np.int64)
 
 
 def _open(path: str):
@@ -279,13 +303,15 @@ def load_vectors(
     dtype=np.float32,
     encoding: str = "utf-8",
     unicode_errors: str = "strict",
+    counts_file: str | os.PathLike | None = None,
 ) -> VectorFile:
     """Read a vector file; ``format`` is detected from the bytes unless given.
 
     ``"word2vec"`` (text with a ``count dim`` header; fastText ``.vec`` is the same),
     ``"word2vec-binary"`` (both the C tool's layout, with a newline after each vector, and
     gensim's, without), ``"glove"`` (text without a header). gzip-compressed files are read too.
-    ``limit`` keeps the first rows only (the rest of the file is not checked).
+    ``limit`` keeps the first rows only (the rest of the file is not checked). ``counts_file``
+    (``key count`` lines, as gensim's ``fvocab``) fills :attr:`VectorFile.counts`.
     """
     path = os.fspath(path)
     if format not in FORMATS:
@@ -298,13 +324,16 @@ def load_vectors(
     fmt = _detect(path) if format == "auto" else ("word2vec" if format == "fasttext" else format)
     try:
         if fmt == "word2vec-binary":
-            return _read_binary(path, limit, dtype, encoding, unicode_errors)
-        out = _read_text(path, fmt == "word2vec", limit, dtype, encoding, unicode_errors)
+            out = _read_binary(path, limit, dtype, encoding, unicode_errors)
+        else:
+            out = _read_text(path, fmt == "word2vec", limit, dtype, encoding, unicode_errors)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
     if not np.isfinite(out.vectors).all():
         r = int(np.argwhere(~np.isfinite(out.vectors))[0, 0])
         raise FormatError(f"the vector of key {out.keys[r]!r} holds NaN or infinite values.", path)
+    if counts_file is not None:
+        out.counts = _read_counts(os.fspath(counts_file), out.keys, encoding)
     return out
 
 
