@@ -156,3 +156,7 @@ def test_folder_format_round_trip_and_memory_mapped_queries(tmp_path):
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     with pytest.raises(FileExistsError, match="is not an npembed vector folder; refusing to replace it"):
         kv.save(tmp_path / "mine", format="npembed")
+    (tmp_path / "kv" / "notes.txt").write_text("keep")  # a real vector folder, with a user's file in it
+    with pytest.raises(FileExistsError, match=r"holds files npembed did not write \(notes.txt\)"):
+        kv.save(tmp_path / "kv", format="npembed")
+    assert (tmp_path / "kv" / "notes.txt").read_text() == "keep"

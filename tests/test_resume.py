@@ -90,7 +90,7 @@ def test_checkpoint_folder_checks_come_before_training_and_protect_files(data_fi
     (d / "checkpoint.json").write_text("{}")
     (d / "notes.txt").write_text("keep")
     r = _train(data_file, tmp_path / "m", d)
-    assert r.returncode == 2 and "is not an npembed checkpoint (or holds other files); refusing to replace it" in r.stderr
+    assert r.returncode == 2 and "exists and is not an npembed checkpoint; refusing to replace it. Choose another checkpoint folder" in r.stderr
     assert (d / "notes.txt").read_text() == "keep" and not (tmp_path / "m").exists()
     r = _train(data_file, tmp_path / "same", tmp_path / "same")
     assert r.returncode == 2 and "the checkpoint folder must differ from --out" in r.stderr
@@ -116,3 +116,19 @@ def test_damaged_checkpoints_are_clear_errors(data_file, tmp_path):
     meta.write_text(json.dumps(obj))
     r = _train(data_file, tmp_path / "x", tmp_path / "ck", resume=True)
     assert r.returncode == 2 and "damaged checkpoint: epoch 99, position 0 are out of range" in r.stderr
+
+
+def test_a_real_checkpoint_holding_user_files_is_not_replaced(tmp_path):
+    import numpy as np
+
+    from npembed.checkpoint import write_checkpoint
+
+    folder = tmp_path / "ck"
+    write_checkpoint(str(folder), {"a": np.arange(3)})
+    (folder / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match=r"holds files npembed did not write \(notes.txt\); refusing to replace it"):
+        write_checkpoint(str(folder), {"a": np.arange(4)})
+    assert (folder / "notes.txt").read_text() == "keep"
+    assert json.loads((folder / "checkpoint.json").read_text())["format"] == "npembed-checkpoint"
+    with pytest.raises(ValueError, match="the checkpoint folder must be a path; got an empty string"):
+        write_checkpoint("", {})

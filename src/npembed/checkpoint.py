@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import FormatError
-from .fsutil import atomic_dir
+from .fsutil import atomic_dir, check_replaceable_dir
 
 __all__ = ["write_checkpoint", "read_checkpoint", "check_checkpoint_dir", "kill_point", "KILL_ENV", "CHECKPOINT_FORMAT"]
 
@@ -68,24 +68,10 @@ def check_checkpoint_dir(folder: str) -> None:
     folder = os.fspath(folder)
     if not folder:
         raise ValueError("the checkpoint folder must be a path; got an empty string.")
-    if not os.path.lexists(folder):
-        return
-    if not os.path.isdir(folder) or os.path.islink(folder):
-        raise FileExistsError(f"{folder} exists and is not a folder; choose another checkpoint folder.")
-    entries = set(os.listdir(folder))
-    if not entries:
-        return
-    fmt = None
-    try:
-        with open(os.path.join(folder, "checkpoint.json"), encoding="utf-8") as fh:
-            fmt = json.load(fh).get("format")
-    except (OSError, ValueError, AttributeError):
-        pass
-    if fmt != CHECKPOINT_FORMAT or entries - CHECKPOINT_FILES:
-        raise FileExistsError(
-            f"{folder} exists and is not an npembed checkpoint (or holds other files); refusing to replace it. "
-            "Choose another checkpoint folder."
-        )
+    check_replaceable_dir(
+        folder, marker="checkpoint.json", fmt=CHECKPOINT_FORMAT, files=CHECKPOINT_FILES,
+        what="an npembed checkpoint", hint="choose another checkpoint folder",
+    )
 
 
 def write_checkpoint(folder: str, state: dict, kill_at: str = "") -> None:

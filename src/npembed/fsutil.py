@@ -12,7 +12,10 @@ import sys
 import tempfile
 from typing import Iterator
 
-__all__ = ["atomic_dir", "check_replaceable_model_dir", "check_writable_parent", "MODEL_FORMAT", "MODEL_FILES"]
+__all__ = [
+    "atomic_dir", "check_replaceable_dir", "check_replaceable_model_dir", "check_writable_parent", "read_format",
+    "MODEL_FORMAT", "MODEL_FILES",
+]
 
 MODEL_FORMAT = "npembed-model"
 # Every file a model folder may hold. A folder with anything else in it is not replaced, so files a
@@ -106,33 +109,45 @@ def atomic_dir(target: str) -> Iterator[str]:
         raise
 
 
-def check_replaceable_model_dir(path: str) -> None:
-    """Refuse to overwrite anything that is not an (older) npembed model folder or an empty folder."""
+def read_format(folder: str, marker: str):
+    """The ``"format"`` field of ``folder/marker`` (a JSON object), or None if absent or unreadable."""
+    try:
+        with open(os.path.join(folder, marker), encoding="utf-8") as fh:
+            return json.load(fh).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_replaceable_dir(path: str, *, marker: str, fmt: str, files: frozenset | None, what: str, hint: str) -> None:
+    """Refuse to replace ``path`` unless it is absent, empty, or one of ours holding only our files.
+
+    Ours means ``path/marker`` names ``fmt``; with ``files`` given, anything else in the folder
+    (a user's notes, say) also blocks the replacement, since it would be deleted with it.
+    """
     if not os.path.lexists(path):
         return
     if not os.path.isdir(path) or os.path.islink(path):
-        raise FileExistsError(f"{path} exists and is not a folder; choose another output folder (--out).")
+        raise FileExistsError(f"{path} exists and is not a folder; {hint}.")
     entries = os.listdir(path)
     if not entries:
         return
-    cfg = os.path.join(path, "config.json")
-    try:
-        with open(cfg, encoding="utf-8") as fh:
-            fmt = json.load(fh).get("format")
-    except (OSError, ValueError, AttributeError):
-        fmt = None
-    if fmt != MODEL_FORMAT:
-        raise FileExistsError(
-            f"{path} exists and is not an npembed model folder; refusing to replace it. "
-            "Choose another output folder (--out) or remove it yourself."
-        )
-    foreign = sorted(set(entries) - MODEL_FILES)
+    if read_format(path, marker) != fmt:
+        raise FileExistsError(f"{path} exists and is not {what}; refusing to replace it. {hint[0].upper()}{hint[1:]}.")
+    foreign = sorted(set(entries) - files) if files is not None else []
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise FileExistsError(
             f"{path} holds files npembed did not write ({shown}); refusing to replace it, as they would be "
-            "deleted with the old model. Move them out or choose another output folder (--out)."
+            f"deleted with it. Move them out or {hint}."
         )
+
+
+def check_replaceable_model_dir(path: str) -> None:
+    """Refuse to overwrite anything that is not an (older) npembed model folder or an empty folder."""
+    check_replaceable_dir(
+        path, marker="config.json", fmt=MODEL_FORMAT, files=MODEL_FILES,
+        what="an npembed model folder", hint="choose another output folder (--out)",
+    )
 
 
 def check_writable_parent(path: str) -> None:

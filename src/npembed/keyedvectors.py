@@ -22,14 +22,8 @@ __all__ = ["KeyedVectors"]
 VECTOR_FOLDER = "npembed-vectors"
 
 
-def _is_vector_folder(path: str) -> bool:
-    import json
+VECTOR_FILES = frozenset({"vectors.npy", "vocab.json", "meta.json"})
 
-    try:
-        with open(os.path.join(path, "meta.json"), encoding="utf-8") as fh:
-            return json.load(fh).get("format") == VECTOR_FOLDER
-    except (OSError, ValueError, AttributeError):
-        return False
 
 KeyOrVector = Union[str, np.ndarray]
 
@@ -100,10 +94,12 @@ class KeyedVectors:
     def _save_folder(self, path: str) -> None:
         import json
 
-        from .fsutil import atomic_dir
+        from .fsutil import atomic_dir, check_replaceable_dir
 
-        if os.path.exists(path) and (not os.path.isdir(path) or (os.listdir(path) and not _is_vector_folder(path))):
-            raise FileExistsError(f"{path} exists and is not an npembed vector folder; refusing to replace it.")
+        check_replaceable_dir(
+            path, marker="meta.json", fmt=VECTOR_FOLDER, files=VECTOR_FILES,
+            what="an npembed vector folder", hint="choose another folder",
+        )
         with atomic_dir(path) as tmp:
             np.save(os.path.join(tmp, "vectors.npy"), np.ascontiguousarray(self.vectors))
             self.vocab.save(os.path.join(tmp, "vocab.json"))
@@ -117,8 +113,10 @@ class KeyedVectors:
         read-only from disk, so a table larger than free memory can be queried."""
         import json
 
+        from .fsutil import read_format
+
         path = os.fspath(path)
-        if not _is_vector_folder(path):
+        if read_format(path, "meta.json") != VECTOR_FOLDER:
             raise FormatError("not an npembed vector folder (no meta.json with format 'npembed-vectors').", path)
         with open(os.path.join(path, "meta.json"), encoding="utf-8") as fh:
             meta = json.load(fh)

@@ -102,8 +102,9 @@ class _Stream:
                 return -1
 
     def take(self, n: int) -> bytes:
-        while len(self.buf) - self.pos < n and self._fill():
-            pass
+        while len(self.buf) - self.pos < n:
+            if not self._fill():
+                break  # end of file: the caller sees a short read
         out = self.buf[self.pos : self.pos + n]
         self.pos += len(out)
         return out
