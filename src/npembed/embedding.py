@@ -380,8 +380,9 @@ class Embedding:
         if self.max_norm is not None and self.max_norm_mode == "renorm" and flat.size:
             self._renorm(flat)
         invalid = flat < 0
-        out = gather_rows(self.weight.data, np.where(invalid, 0, flat) if invalid.any() else flat)
-        if invalid.any():
+        any_invalid = bool(invalid.any())
+        out = gather_rows(self.weight.data, np.where(invalid, 0, flat) if any_invalid else flat)
+        if any_invalid:
             out[invalid] = 0
         self._clip = None
         if self.max_norm is not None and self.max_norm_mode == "clip" and flat.size:
