@@ -132,6 +132,36 @@ def _rss_anon_kb() -> int:
     pytest.skip("no /proc/self/status RssAnon on this system")
 
 
+def test_a_table_of_several_gb_is_queried_without_loading_it(tmp_path):
+    """A 3 GB table: saved from a disk-backed array and queried from the mapped file. Anonymous
+    (non-file) memory grows by the key index only (Python strings and a dict, ~180 bytes a key)
+    on load, and by almost nothing on the queries (norms are one vector, no normalised copy)."""
+    n, d = 1_000_000, 768
+    table_mb = n * d * 4 / 2**20
+    src = np.lib.format.open_memmap(tmp_path / "src.npy", mode="w+", dtype=np.float32, shape=(n, d))
+    rng = np.random.default_rng(0)
+    for i in range(0, n, 100_000):
+        src[i : i + 100_000] = rng.random((min(100_000, n - i), d), dtype=np.float32) - 0.5
+    src[7] = src[3] * 2 + 0.01  # a near-duplicate direction: the top answer is known
+    src.flush()
+    keys = [f"w{i}" for i in range(n)]
+    stages = [_rss_anon_kb()]
+    KeyedVectors(keys, src).save(tmp_path / "big", format="npembed")
+    del src, keys
+    (tmp_path / "src.npy").unlink()
+    stages.append(_rss_anon_kb())
+    kv = KeyedVectors.load_folder(tmp_path / "big")
+    stages.append(_rss_anon_kb())
+    assert kv.vectors.shape == (n, d) and not kv.vectors.flags.writeable
+    res = kv.most_similar("w3", topn=3)
+    kv.most_similar(positive=["w1", "w2"], negative=["w5"], topn=3)
+    stages.append(_rss_anon_kb())
+    assert res[0][0] == "w7" and res[0][1] > 0.99
+    load_mb, query_mb = (stages[2] - stages[0]) / 1024, (stages[3] - stages[2]) / 1024
+    assert load_mb < 0.1 * table_mb, f"loading grew anonymous memory {load_mb:.0f} MB for a {table_mb:.0f} MB table"
+    assert query_mb < 0.02 * table_mb, f"queries grew anonymous memory {query_mb:.0f} MB for a {table_mb:.0f} MB table"
+
+
 def test_folder_format_round_trip_and_memory_mapped_queries(tmp_path):
     rng = np.random.default_rng(0)
     n, d = 400_000, 128  # a 205 MB float32 table

@@ -114,8 +114,18 @@ def test_argument_errors_and_atomic_write(tmp_path):
         load_vectors(p, format="npz")
     with pytest.raises(ValueError, match="`limit` must be a non-negative integer or None; got -1"):
         load_vectors(p, limit=-1)
-    with pytest.raises(ValueError, match=r"keys must be non-empty strings without whitespace for these formats; got 'new york'"):
-        save_vectors(tmp_path / "o.txt", ["new york"], np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"key 1 is 'new york': keys must be non-empty strings without spaces, newlines"):
+        save_vectors(tmp_path / "o.txt", ["a", "new york"], np.ones((2, 2)))
+    for bad in ("", "a\nb", "a\rb", 3):
+        with pytest.raises(ValueError, match=r"key 0 is .*: keys must be non-empty strings"):
+            save_vectors(tmp_path / "o.txt", [bad], np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"keys must be distinct; 'a' appears more than once"):
+        save_vectors(tmp_path / "o.txt", ["a", "b", "a"], np.ones((3, 2)))
+    with pytest.raises(TypeError, match=r"`vectors` must hold floats; got dtype int64"):
+        save_vectors(tmp_path / "o.txt", ["a"], np.ones((1, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"the vector of key 'b' \(row 1\) holds NaN or infinite values; no file was written"):
+        save_vectors(tmp_path / "o.txt", ["a", "b"], np.array([[1.0, 2.0], [np.nan, 0.0]]))
+    assert not (tmp_path / "o.txt").exists()
     with pytest.raises(ValueError, match=r"`vectors` must be 2-D with one row per key \(2\); got shape \(1, 2\)"):
         save_vectors(tmp_path / "o.txt", ["a", "b"], np.ones((1, 2)))
     assert not list(tmp_path.glob(".o.txt.tmp-*"))
@@ -137,6 +147,56 @@ def test_counts_file_as_gensim_writes_it(tmp_path, rng):
     (tmp_path / "bad.txt").write_text("a ten\n")
     with pytest.raises(FormatError, match=r"bad.txt, line 1: expected 'key count'"):
         load_vectors(tmp_path / "v.txt", counts_file=tmp_path / "bad.txt")
+
+
+def test_counts_file_written_as_gensim_reads_it(tmp_path, rng):
+    gensim = pytest.importorskip("gensim", reason="gensim==4.4.0 comes with the test extras")
+    from npembed import KeyedVectors
+
+    keys, vecs, counts = ["a", "b", "c"], rng.standard_normal((3, 4)).astype(np.float32), [10, 7, 2]
+    for fmt, binary in (("word2vec", False), ("word2vec-binary", True)):
+        save_vectors(tmp_path / "v", keys, vecs, fmt, counts=counts, counts_file=tmp_path / "c.txt")
+        assert (tmp_path / "c.txt").read_text() == "a 10\nb 7\nc 2\n"
+        theirs = gensim.models.KeyedVectors.load_word2vec_format(str(tmp_path / "v"), binary=binary, fvocab=str(tmp_path / "c.txt"))
+        assert [theirs.get_vecattr(k, "count") for k in keys] == counts
+        assert load_vectors(tmp_path / "v", counts_file=tmp_path / "c.txt").counts.tolist() == counts
+    kv = KeyedVectors(keys, vecs, counts)
+    kv.save(tmp_path / "k.txt", counts_file=tmp_path / "k.counts")
+    assert KeyedVectors.load(tmp_path / "k.txt", counts_file=tmp_path / "k.counts").vocab.counts.tolist() == counts
+    with pytest.raises(ValueError, match="the npembed folder keeps counts in vocab.json"):
+        kv.save(tmp_path / "f", "npembed", counts_file=tmp_path / "k.counts")
+
+
+def test_counts_file_errors_leave_both_files_alone(tmp_path):
+    (tmp_path / "v.txt").write_text("old vectors\n")
+    (tmp_path / "c.txt").write_text("old counts\n")
+    one = np.ones((2, 2), dtype=np.float32)
+    cases = [
+        (dict(counts=[1, 2]), "`counts` and `counts_file` go together"),
+        (dict(counts_file=tmp_path / "c.txt"), "`counts` and `counts_file` go together"),
+        (dict(counts=[1], counts_file=tmp_path / "c.txt"), r"`counts` must be integers, one per key \(2\)"),
+        (dict(counts=[1.5, 2], counts_file=tmp_path / "c.txt"), r"`counts` must be integers"),
+        (dict(counts=[1, -2], counts_file=tmp_path / "c.txt"), r"`counts` must be non-negative; key 'b' has -2"),
+        (dict(counts=[1, 2], counts_file=tmp_path / "v.txt"), r"`counts_file` must differ from the vectors' path"),
+    ]
+    for kwargs, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            save_vectors(tmp_path / "v.txt", ["a", "b"], one, **kwargs)
+    # a counts file that cannot be written leaves the vectors file untouched too
+    with pytest.raises(OSError):
+        save_vectors(tmp_path / "v.txt", ["a", "b"], one, counts=[1, 2], counts_file=tmp_path / "no" / "c.txt")
+    assert (tmp_path / "v.txt").read_text() == "old vectors\n"
+    assert (tmp_path / "c.txt").read_text() == "old counts\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "v.txt"]
+
+
+def test_saved_keys_with_unicode_whitespace_round_trip(tmp_path):
+    keys = ["new\u00a0york", "tab\there", "\u3000wide"]
+    vecs = np.arange(6, dtype=np.float32).reshape(3, 2)
+    for fmt in ("word2vec", "word2vec-binary", "glove"):
+        save_vectors(tmp_path / "u", keys, vecs, fmt)
+        back = load_vectors(tmp_path / "u", fmt)
+        assert back.keys == keys and np.array_equal(back.vectors, vecs)
 
 
 def test_unicode_whitespace_inside_a_key_is_part_of_the_key(tmp_path):

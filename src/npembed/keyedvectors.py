@@ -83,13 +83,17 @@ class KeyedVectors:
         vf = load_vectors(path, format, **kwargs)
         return cls(vf.keys, vf.vectors, vf.counts)
 
-    def save(self, path: str | os.PathLike, format: str = "word2vec") -> None:
-        """Write as ``"npembed"`` (a folder: ``vectors.npy``, ``vocab.json``, ``meta.json``), or
-        word2vec text / binary / GloVe (see :func:`npembed.save_vectors`). Atomic either way."""
+    def save(self, path: str | os.PathLike, format: str = "word2vec", *, counts_file: str | os.PathLike | None = None) -> None:
+        """Write as ``"npembed"`` (a folder: ``vectors.npy``, ``vocab.json``, ``meta.json``; counts
+        are in ``vocab.json``), or word2vec text / binary / GloVe (see :func:`npembed.save_vectors`;
+        ``counts_file`` also writes the counts as ``key count`` lines). Atomic either way."""
         if format == "npembed":
+            if counts_file is not None:
+                raise ValueError("the npembed folder keeps counts in vocab.json; `counts_file` is for the text and binary formats.")
             self._save_folder(os.fspath(path))
         else:
-            save_vectors(path, self.index_to_key, self.vectors, format)
+            counts = None if counts_file is None else self.vocab.counts
+            save_vectors(path, self.index_to_key, self.vectors, format, counts=counts, counts_file=counts_file)
 
     def _save_folder(self, path: str) -> None:
         import json

@@ -338,14 +338,45 @@ def load_vectors(
     return out
 
 
+def _atomic_files(writers: list) -> None:
+    """Write each ``(path, write)`` pair to a temporary file beside ``path``, then rename them all;
+    if any write fails, no target is touched and no temporary file is left."""
+    tmps = []
+    try:
+        for path, write in writers:
+            parent = os.path.dirname(os.path.abspath(path))
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+            tmps.append(tmp)
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for (path, _), tmp in zip(writers, tmps):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        raise
+
+
 def save_vectors(
-    path: str | os.PathLike, keys: Sequence[str], vectors: np.ndarray, format: str = "word2vec"
+    path: str | os.PathLike,
+    keys: Sequence[str],
+    vectors: np.ndarray,
+    format: str = "word2vec",
+    *,
+    counts: Sequence[int] | None = None,
+    counts_file: str | os.PathLike | None = None,
 ) -> None:
     """Write ``keys`` and ``vectors`` as word2vec text (also fastText ``.vec``), word2vec binary
     (the C tool's layout) or GloVe text, atomically (temporary file, then rename).
 
     Text values are written with 9 significant digits for float32 (17 for float64), so they read
-    back to the same bits.
+    back to the same bits. With ``counts_file``, ``counts`` (one non-negative integer per key) are
+    written there as ``key count`` lines, gensim's ``fvocab`` layout; both files are replaced
+    together or not at all. Keys may hold any character but an ASCII space, a newline or a
+    carriage return (those would split the record).
     """
     path = os.fspath(path)
     if format not in FORMATS[1:]:
@@ -354,30 +385,48 @@ def save_vectors(
     keys = list(keys)
     if vectors.ndim != 2 or vectors.shape[0] != len(keys):
         raise ValueError(f"`vectors` must be 2-D with one row per key ({len(keys)}); got shape {vectors.shape}.")
-    for k in keys:
-        if not isinstance(k, str) or not k or any(c.isspace() for c in k):
-            raise ValueError(f"keys must be non-empty strings without whitespace for these formats; got {k!r}.")
+    if vectors.dtype.kind != "f":
+        raise TypeError(f"`vectors` must hold floats; got dtype {vectors.dtype}.")
+    for i, k in enumerate(keys):
+        if not isinstance(k, str) or not k or any(c in k for c in " \n\r"):
+            raise ValueError(
+                f"key {i} is {k!r}: keys must be non-empty strings without spaces, newlines or carriage "
+                "returns for these formats (replace spaces with '_', as word2vec phrases do)."
+            )
     if len(set(keys)) != len(keys):
-        raise ValueError("keys must be distinct.")
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            n, d = vectors.shape
-            if format != "glove":
-                fh.write(f"{n} {d}\n".encode())
-            if format == "word2vec-binary":
-                v32 = vectors.astype("<f4")
-                for k, row in zip(keys, v32):
-                    fh.write(k.encode("utf-8") + b" " + row.tobytes() + b"\n")
-            else:
-                fmt = "%.17g" if vectors.dtype == np.float64 else "%.9g"
-                for k, row in zip(keys, vectors):
-                    fh.write((k + " " + " ".join(fmt % x for x in row) + "\n").encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        seen: set = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        raise ValueError(f"keys must be distinct; {dup!r} appears more than once.")
+    if (counts is None) != (counts_file is None):
+        raise ValueError("`counts` and `counts_file` go together: give both or neither.")
+    if counts is not None:
+        counts = np.asarray(counts)
+        if counts.shape != (len(keys),) or counts.dtype.kind not in "iu":
+            raise ValueError(f"`counts` must be integers, one per key ({len(keys)}); got {counts.dtype} of shape {counts.shape}.")
+        if (counts < 0).any():
+            raise ValueError(f"`counts` must be non-negative; key {keys[int(np.argmax(counts < 0))]!r} has {counts.min()}.")
+        counts_file = os.fspath(counts_file)
+        if os.path.abspath(counts_file) == os.path.abspath(path):
+            raise ValueError("`counts_file` must differ from the vectors' path.")
+    if not np.isfinite(vectors).all():
+        r = int(np.argwhere(~np.isfinite(vectors))[0, 0])
+        raise ValueError(f"the vector of key {keys[r]!r} (row {r}) holds NaN or infinite values; no file was written.")
+
+    def write_vectors(fh) -> None:
+        n, d = vectors.shape
+        if format != "glove":
+            fh.write(f"{n} {d}\n".encode())
+        if format == "word2vec-binary":
+            v32 = vectors.astype("<f4")
+            for k, row in zip(keys, v32):
+                fh.write(k.encode("utf-8") + b" " + row.tobytes() + b"\n")
+        else:
+            fmt = "%.17g" if vectors.dtype == np.float64 else "%.9g"
+            for k, row in zip(keys, vectors):
+                fh.write((k + " " + " ".join(fmt % x for x in row) + "\n").encode("utf-8"))
+
+    def write_counts(fh) -> None:
+        for k, c in zip(keys, counts.tolist()):
+            fh.write(f"{k} {c}\n".encode("utf-8"))
+
+    _atomic_files([(path, write_vectors)] + ([(counts_file, write_counts)] if counts is not None else []))
