@@ -97,6 +97,13 @@ def test_malformed_binary_files(tmp_path):
         load_vectors(_w(tmp_path, "t.bin", good[:-8]), format="word2vec-binary")
     with pytest.raises(FormatError, match=r"the header says 3 vectors but the file ends after 2 \(record 3\)"):
         load_vectors(_w(tmp_path, "h.bin", b"3 3\n" + good[4:]), format="word2vec-binary")
+    with pytest.raises(FormatError, match=r"h0.bin, line 1: the header gives dimension 0"):
+        load_vectors(_w(tmp_path, "h0.bin", b"2 0\na \nb \n"), format="word2vec-binary")
+    # a header promising far more than the file holds is refused before the table is allocated
+    for name, fmt, body in (("big.bin", "word2vec-binary", b"a " + v), ("big.txt", "word2vec", b"a 0 1 2\n")):
+        with pytest.raises(FormatError, match=rf"{name}, line 1: the header promises 1000000000 vectors of dimension 3, "
+                           r"at least \d+ bytes, but the file has \d+ bytes: is it truncated, or is the header wrong\?"):
+            load_vectors(_w(tmp_path, name, b"1000000000 3\n" + body), format=fmt)
     cut = "é".encode()[:1]  # a UTF-8 character cut at the end of a key
     broken = b"1 3\n" + b"caf" + cut + b" " + v
     with pytest.raises(FormatError, match=r"record 1: the key is not valid utf-8 .*Pass unicode_errors='replace' or 'ignore'"):

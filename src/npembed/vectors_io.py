@@ -59,6 +59,35 @@ def _read_counts(path: str, keys: list, encoding: str) -> np.ndarray:
     return np.array([found.get(k, 0) for k in keys], dtype=np.int64)
 
 
+def _first_nonfinite_row(vectors: np.ndarray) -> int:
+    """The first row holding NaN or infinity, or -1; checked in blocks, so no table-sized mask."""
+    step = max(1, (1 << 16) // max(vectors.shape[1], 1))
+    for i in range(0, vectors.shape[0], step):
+        ok = np.isfinite(vectors[i : i + step]).all(axis=1)
+        if not ok.all():
+            return i + int(np.argmin(ok))
+    return -1
+
+
+def _check_size(path: str, want: int, dim: int, min_row_bytes: int, itemsize: int) -> None:
+    """Refuse a header whose promise cannot fit in the file before allocating a large table (an
+    uncompressed file's size bounds what it holds). Small tables are allocated and the stream
+    names the record where the file ends; gzip files are checked as they stream."""
+    if want * dim * itemsize < (1 << 28):
+        return
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"\x1f\x8b":
+            return
+    size = os.path.getsize(path)
+    if want * min_row_bytes > size:
+        raise FormatError(
+            f"the header promises {want} vectors of dimension {dim}, at least {want * min_row_bytes} bytes, "
+            f"but the file has {size} bytes: is it truncated, or is the header wrong?",
+            path,
+            1,
+        )
+
+
 def _open(path: str):
     """A binary file object over the (possibly gzip-compressed) file, read as a stream."""
     if not os.path.exists(path):
@@ -133,6 +162,14 @@ def _header(line: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _check_header(head, path: str) -> tuple[int, int]:
+    if head is None:
+        raise FormatError("the first line must be the header 'count dimension'.", path, 1)
+    if head[1] < 1:
+        raise FormatError(f"the header gives dimension {head[1]}; vectors need at least one value.", path, 1)
+    return head
+
+
 def _looks_like_text_row(line: bytes, dim: int) -> bool:
     parts = line.rstrip().split(b" ")
     if len(parts) != dim + 1:
@@ -193,10 +230,7 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
         if has_header:
             first = next(lines, b"")
             lineno = 1
-            head = _header(first)
-            if head is None:
-                raise FormatError("the first line must be the header 'count dimension'.", path, 1)
-            count, dim = head
+            count, dim = _check_header(_header(first), path)
         want = count if limit is None else min(count, limit)
         keys, line_of = [], []
         vectors = None
@@ -229,6 +263,8 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
                 bad = next(p for p in parts[1:] if not _is_float(p))
                 raise FormatError(f"non-numeric value {bad.decode('utf-8', 'replace')!r} for key {key!r}.", path, lineno) from None
             if vectors is None:
+                if has_header:
+                    _check_size(path, want, dim, 2 * dim + 2, np.dtype(dtype).itemsize)
                 vectors = np.empty((want, dim), dtype=dtype)
             vectors[len(keys)] = row
             keys.append(key)
@@ -258,12 +294,10 @@ def _read_binary(path: str, limit, dtype, encoding, errors) -> VectorFile:
     with _open(path) as fh:
         st = _Stream(fh, path)
         end = st.find(b"\n")
-        head = _header(st.take(end)) if end >= 0 else None
-        if head is None:
-            raise FormatError("the first line must be the header 'count dimension'.", path, 1)
+        count, dim = _check_header(_header(st.take(end)) if end >= 0 else None, path)
         st.take(1)
-        count, dim = head
         want = count if limit is None else min(count, limit)
+        _check_size(path, want, dim, 4 * dim + 2, np.dtype(dtype).itemsize)
         vectors = np.empty((want, dim), dtype=dtype)
         keys = []
         nbytes = 4 * dim
@@ -289,8 +323,8 @@ def _read_binary(path: str, limit, dtype, encoding, errors) -> VectorFile:
             keys.append(key)
         if limit is None and not st.rest_is_blank():
             raise FormatError(f"the header says {count} vectors but more data follows record {count}.", path)
-    if not np.isfinite(vectors).all():
-        r = int(np.argwhere(~np.isfinite(vectors))[0, 0])
+    r = _first_nonfinite_row(vectors)
+    if r >= 0:
         raise FormatError(f"record {r + 1} (key {keys[r]!r}) holds NaN or infinite values.", path)
     _check_distinct(keys, path, lambda i: f"record {i + 1}")
     return VectorFile(keys, vectors, "word2vec-binary")
@@ -330,8 +364,8 @@ def load_vectors(
             out = _read_text(path, fmt == "word2vec", limit, dtype, encoding, unicode_errors)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
-    if not np.isfinite(out.vectors).all():
-        r = int(np.argwhere(~np.isfinite(out.vectors))[0, 0])
+    r = _first_nonfinite_row(out.vectors)
+    if r >= 0:
         raise FormatError(f"the vector of key {out.keys[r]!r} holds NaN or infinite values.", path)
     if counts_file is not None:
         out.counts = _read_counts(os.fspath(counts_file), out.keys, encoding)
@@ -408,8 +442,8 @@ def save_vectors(
         counts_file = os.fspath(counts_file)
         if os.path.abspath(counts_file) == os.path.abspath(path):
             raise ValueError("`counts_file` must differ from the vectors' path.")
-    if not np.isfinite(vectors).all():
-        r = int(np.argwhere(~np.isfinite(vectors))[0, 0])
+    r = _first_nonfinite_row(vectors)
+    if r >= 0:
         raise ValueError(f"the vector of key {keys[r]!r} (row {r}) holds NaN or infinite values; no file was written.")
 
     def write_vectors(fh) -> None:
