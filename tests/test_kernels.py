@@ -33,7 +33,19 @@ def _coalesce_reference(ids, rows, skip):
     return np.array(keys, dtype=np.int64), np.array([out[k] for k in keys]).reshape(len(keys), rows.shape[1])
 
 
-def test_coalesce_rows_sums_repeated_ids_and_skips_padding(rng):
+def _coalesce_in_order(ids, rows, skip=-1, frozen=None):
+    """The loop reference, adding each id's rows in input order in the rows' own dtype: the
+    kernel must give exactly these bits."""
+    out = {}
+    for i, r in zip(ids.tolist(), rows):
+        if i == skip or (frozen is not None and frozen[i]):
+            continue
+        out[i] = r.copy() if i not in out else out[i] + r
+    keys = sorted(out)
+    return np.array(keys, dtype=np.int64), np.array([out[k] for k in keys], dtype=rows.dtype).reshape(len(keys), rows.shape[1])
+
+
+def test_coalesce_rows_sums_repeated_ids_and_skips_padding(rng, path):
     ids = rng.integers(0, 9, size=200)
     rows = rng.standard_normal((200, 4))
     uniq, summed = kernels.coalesce_rows(ids, rows, skip=3)
@@ -41,6 +53,35 @@ def test_coalesce_rows_sums_repeated_ids_and_skips_padding(rng):
     np.testing.assert_array_equal(uniq, ref_u)
     np.testing.assert_allclose(summed, ref_s, rtol=1e-12, atol=1e-12)
     assert 3 not in uniq
+
+
+@pytest.mark.parametrize("n, num_rows", [(0, 5), (1, 1), (7, 3), (32, 1000), (33, 2), (500, 70), (5000, 1 << 20), (3000, 1 << 40)])
+def test_coalesce_rows_adds_in_input_order_to_the_bit(rng, path, n, num_rows):
+    """Radix-sorted groups, every size and id width: same ids, counts and bits as the loop."""
+    hi = min(num_rows, max(n // 3, 1)) if n > 100 and num_rows < 100 else num_rows
+    ids = rng.integers(0, hi, size=n)
+    if n > 10:
+        ids[: n // 4] = ids[n // 4 : 2 * (n // 4)]  # plenty of repeats, also for wide ids
+    rows = rng.standard_normal((n, 5)).astype(np.float32)
+    frozen = np.zeros(max(num_rows, 1), dtype=bool) if num_rows <= 1 << 20 else None
+    if frozen is not None and n:
+        frozen[ids[-1]] = True
+    skip = int(ids[0]) if n else -1
+    uniq, summed, counts = kernels.coalesce_rows(ids, rows, skip=skip, frozen=frozen, return_counts=True, num_rows=num_rows)
+    ref_u, ref_s = _coalesce_in_order(ids, rows, skip, frozen)
+    np.testing.assert_array_equal(uniq, ref_u)
+    np.testing.assert_array_equal(summed, ref_s)
+    kept = np.array([i for i in ids.tolist() if i != skip and (frozen is None or not frozen[i])], dtype=np.int64)
+    assert counts.tolist() == [int((kept == u).sum()) for u in uniq]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 32, 33, 1000, 20000])
+@pytest.mark.parametrize("nbits", [1, 7, 11, 12, 20, 33, 62])
+def test_stable_argsort_matches_numpy(rng, n, nbits):
+    keys = rng.integers(0, 1 << nbits, size=n, dtype=np.int64)
+    if n > 4:
+        keys[::3] = keys[0]  # ties: their input order must be kept
+    np.testing.assert_array_equal(kernels._stable_argsort(keys, nbits), np.argsort(keys, kind="stable"))
 
 
 def test_coalesce_rows_is_exact_for_repeated_integers():

@@ -8,8 +8,8 @@ import numpy as np
 
 from ._checks import FLOAT_DTYPES
 from .embedding import Embedding
-from .kernels.bag import MODES, bag_backward, bag_forward
-from .parameter import Parameter
+from .kernels.bag import MODES, bag_forward, bag_groups, bag_table_grad, bag_weight_grad
+from .parameter import Parameter, RowSparseGrad
 
 __all__ = ["EmbeddingBag"]
 
@@ -288,16 +288,25 @@ class EmbeddingBag:
         g = np.asarray(grad_output)
         if g.shape != (nbags, d * len(self.modes)):
             raise ValueError(f"`grad_output` must have shape {(nbags, d * len(self.modes))}; got {g.shape}.")
-        weight = self.embedding.weight.data
-        rows = np.zeros((flat.shape[0], d), dtype=weight.dtype)
-        gw = None if w is None else np.zeros(flat.shape[0], dtype=np.float64)
-        for k, (m, (out, arg, wsum, counts)) in enumerate(zip(self.modes, caches)):
-            gr, gwk = bag_backward(weight, flat, offs, w, m, skip, g[:, k * d : (k + 1) * d], out, arg, wsum, counts)
-            rows += gr
-            if gwk is not None:
-                gw += gwk
-        if self.embedding.weight.requires_grad:
-            self.embedding.weight.accumulate(self.embedding._row_grad(flat, rows))
+        emb = self.embedding
+        weight = emb.weight.data
+        if emb.weight.requires_grad:
+            # The table gradient goes straight into one row per unique id (no per-position rows):
+            # invalid (negative) ids, padding and frozen rows are left out when grouping.
+            groups = bag_groups(flat, offs, emb.num_embeddings, -1 if emb.padding_idx is None else emb.padding_idx, emb._frozen)
+            uniq, starts = groups[0], groups[1]
+            values = np.zeros((uniq.shape[0], d), dtype=weight.dtype)
+            for k, (m, (out, arg, wsum, counts)) in enumerate(zip(self.modes, caches)):
+                bag_table_grad(groups, w, m, g[:, k * d : (k + 1) * d], arg, wsum, values)
+            if emb.scale_grad_by_freq and uniq.shape[0]:
+                values /= np.diff(starts)[:, None].astype(values.dtype)
+            scale = None if emb._lr_scale is None else emb._lr_scale[uniq]
+            emb.weight.accumulate(RowSparseGrad(uniq, values, (emb.num_embeddings, d), scale))
+        gw = None
+        if w is not None:
+            gw = np.zeros(flat.shape[0], dtype=np.float64)
+            for k, (m, (out, arg, wsum, counts)) in enumerate(zip(self.modes, caches)):
+                gw += bag_weight_grad(weight, flat, offs, w, m, skip, g[:, k * d : (k + 1) * d], out, wsum, counts)
         if gw is None:
             return None
         shape, mask = w_layout

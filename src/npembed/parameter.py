@@ -100,6 +100,7 @@ class RowSparseGrad:
             -1 if skip is None else int(skip),
             frozen,
             return_counts=True,
+            num_rows=int(shape[0]),
         )
         if scale_by_freq and len(indices):
             values /= counts[:, None].astype(values.dtype)

@@ -13,10 +13,13 @@ import types
 import numba as nb
 import numpy as np
 
+from ._prefetch import distance, prefetch_row
+
 __all__ = [
     "PARALLEL_MIN_WORK",
     "gather_rows",
     "coalesce_rows",
+    "id_groups",
     "masked_mean",
     "masked_mean_backward",
     "sgd_rows",
@@ -56,7 +59,10 @@ def _dual(fn):
 def _gather_rows(weight, ids, out):  # pragma: no cover - compiled
     n = ids.shape[0]
     d = weight.shape[1]
+    ahead = distance(weight)
     for i in nb.prange(n):
+        if i + ahead < n:
+            prefetch_row(weight, ids[i + ahead])
         r = ids[i]
         for j in range(d):
             out[i, j] = weight[r, j]
@@ -71,60 +77,136 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def _coalesce_rows(ids, rows, skip, frozen):  # pragma: no cover - compiled
+def _stable_argsort(keys, nbits):  # pragma: no cover - compiled
+    """Stable argsort of non-negative integer keys below ``2**nbits``: LSD radix sort, passes of
+    at most 11 bits (insertion sort for short inputs). Equal keys keep their input order."""
+    n = keys.shape[0]
+    order = np.arange(n)
+    if n <= 32:
+        for i in range(1, n):
+            o = order[i]
+            k = keys[o]
+            j = i - 1
+            while j >= 0 and keys[order[j]] > k:
+                order[j + 1] = order[j]
+                j -= 1
+            order[j + 1] = o
+        return order
+    passes = max(1, (nbits + 10) // 11)
+    bits = max(1, (nbits + passes - 1) // passes)
+    mask = (1 << bits) - 1
+    tmp = np.empty(n, dtype=np.int64)
+    count = np.empty((1 << bits) + 1, dtype=np.int64)
+    for p in range(passes):
+        shift = p * bits
+        count[:] = 0
+        for i in range(n):
+            count[((keys[order[i]] >> shift) & mask) + 1] += 1
+        for b in range(1, count.shape[0]):
+            count[b] += count[b - 1]
+        for i in range(n):
+            o = order[i]
+            b = (keys[o] >> shift) & mask
+            tmp[count[b]] = o
+            count[b] += 1
+        order, tmp = tmp, order
+    return order
+
+
+@nb.njit(cache=True, nogil=True)
+def _groups(ids, skip, frozen, nbits):  # pragma: no cover - compiled
+    """The positions of ``ids`` to keep (not ``skip``, not frozen), sorted by id, stable; the
+    unique ids and where each one's run starts in that order (``starts`` has one extra end)."""
     n = ids.shape[0]
-    d = rows.shape[1]
     use_frozen = frozen.shape[0] > 0
-    # A stable sort keeps repeated ids in input order, so their sum is always added up in the
-    # same order: the result does not depend on anything but the inputs.
-    order = np.argsort(ids, kind="mergesort")
+    m = 0
+    for i in range(n):
+        r = ids[i]
+        if r >= 0 and r != skip and not (use_frozen and frozen[r]):
+            m += 1
+    pos = np.empty(m, dtype=np.int64)
+    keys = np.empty(m, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        r = ids[i]
+        if r >= 0 and r != skip and not (use_frozen and frozen[r]):
+            pos[m] = i
+            keys[m] = r
+            m += 1
+    order = _stable_argsort(keys, nbits)
     k = 0
-    prev = -1
-    first = True
-    for t in range(n):
-        r = ids[order[t]]
-        if r == skip or (use_frozen and frozen[r]):
-            continue
-        if first or r != prev:
+    for t in range(m):
+        if t == 0 or keys[order[t]] != keys[order[t - 1]]:
             k += 1
-            prev = r
-            first = False
     uniq = np.empty(k, dtype=np.int64)
-    counts = np.zeros(k, dtype=np.int64)
-    out = np.zeros((k, d), dtype=rows.dtype)
+    starts = np.empty(k + 1, dtype=np.int64)
+    sorted_pos = np.empty(m, dtype=np.int64)
     u = -1
-    first = True
-    for t in range(n):
-        src = order[t]
-        r = ids[src]
-        if r == skip or (use_frozen and frozen[r]):
-            continue
-        if first or r != uniq[u]:
+    for t in range(m):
+        o = order[t]
+        if t == 0 or keys[o] != keys[order[t - 1]]:
             u += 1
-            uniq[u] = r
-            first = False
-        counts[u] += 1
+            uniq[u] = keys[o]
+            starts[u] = t
+        sorted_pos[t] = pos[o]
+    starts[k] = m
+    return uniq, starts, sorted_pos
+
+
+@_dual
+def _sum_groups(rows, starts, sorted_pos, out):  # pragma: no cover - compiled
+    # One output row per group, its rows added in input order: the bits do not depend on threads.
+    d = rows.shape[1]
+    m = sorted_pos.shape[0]
+    ahead = distance(rows)
+    for u in nb.prange(out.shape[0]):
+        s0 = sorted_pos[starts[u]]
         for j in range(d):
-            out[u, j] += rows[src, j]
-    return uniq, out, counts
+            out[u, j] = rows[s0, j]
+        for t in range(starts[u] + 1, starts[u + 1]):
+            if t + ahead < m:
+                prefetch_row(rows, sorted_pos[t + ahead])
+            src = sorted_pos[t]
+            for j in range(d):
+                out[u, j] += rows[src, j]
 
 
 _NO_MASK = np.zeros(0, dtype=np.bool_)
 
 
+def id_groups(ids: np.ndarray, num_rows: int, skip: int = -1, frozen: np.ndarray | None = None):
+    """Group equal ids: ``(uniq, starts, sorted_pos)`` where ``uniq`` are the sorted unique ids
+    kept, and the positions of ``uniq[u]`` in ``ids`` are ``sorted_pos[starts[u]:starts[u + 1]]``
+    in input order. Negative ids, ids equal to ``skip`` and ids marked in ``frozen`` are left out."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    nbits = max(int(num_rows) - 1, 1).bit_length()
+    return _groups(ids, np.int64(skip), _NO_MASK if frozen is None else frozen, nbits)
+
+
 def coalesce_rows(
-    ids: np.ndarray, rows: np.ndarray, skip: int = -1, frozen: np.ndarray | None = None, return_counts: bool = False
+    ids: np.ndarray,
+    rows: np.ndarray,
+    skip: int = -1,
+    frozen: np.ndarray | None = None,
+    return_counts: bool = False,
+    num_rows: int | None = None,
 ):
     """Sum the rows of repeated ids: returns sorted unique ids and one summed row per id.
 
     ``ids`` is 1-D (n,), ``rows`` is (n, d). Ids equal to ``skip`` (e.g. a padding id), and ids
     whose entry in the bool array ``frozen`` is true, are dropped. With ``return_counts`` the
-    number of occurrences of each returned id comes third.
+    number of occurrences of each returned id comes third. ``num_rows`` (an upper bound on the
+    ids) lets the radix sort skip passes; without it the largest id is used.
     """
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     rows = np.ascontiguousarray(rows)
-    uniq, out, counts = _coalesce_rows(ids, rows, np.int64(skip), _NO_MASK if frozen is None else frozen)
-    return (uniq, out, counts) if return_counts else (uniq, out)
+    if num_rows is None:
+        num_rows = int(ids.max()) + 1 if ids.size else 1
+    uniq, starts, sorted_pos = id_groups(ids, num_rows, skip, frozen)
+    out = np.empty((uniq.shape[0], rows.shape[1]), dtype=rows.dtype)
+    if uniq.shape[0]:
+        _sum_groups(sorted_pos.shape[0] * rows.shape[1], rows, starts, sorted_pos, out)
+    return (uniq, out, np.diff(starts)) if return_counts else (uniq, out)
 
 
 @_dual
@@ -179,7 +261,11 @@ def masked_mean_backward(grad: np.ndarray, mask: np.ndarray, counts: np.ndarray)
 def _sgd_rows(weight, idx, rows, lr, scale):  # pragma: no cover - compiled
     d = weight.shape[1]
     scaled = scale.shape[0] > 0
-    for i in nb.prange(idx.shape[0]):
+    n = idx.shape[0]
+    ahead = distance(weight)
+    for i in nb.prange(n):
+        if i + ahead < n:
+            prefetch_row(weight, idx[i + ahead])
         r = idx[i]
         step = lr * scale[i] if scaled else lr
         for j in range(d):
@@ -201,7 +287,14 @@ def _adam_rows(weight, m, v, idx, rows, beta1, beta2, eps, step_size, scale):  #
     d = weight.shape[1]
     one = weight.dtype.type(1.0)
     scaled = scale.shape[0] > 0
-    for i in nb.prange(idx.shape[0]):
+    n = idx.shape[0]
+    ahead = distance(weight)
+    for i in nb.prange(n):
+        if i + ahead < n:
+            q = idx[i + ahead]
+            prefetch_row(weight, q)
+            prefetch_row(m, q)
+            prefetch_row(v, q)
         r = idx[i]
         step = step_size * scale[i] if scaled else step_size
         for j in range(d):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from . import _dual
+from . import _dual, id_groups
+from ._prefetch import distance, prefetch_row
 
-__all__ = ["MODES", "bag_forward", "bag_backward"]
+__all__ = ["MODES", "bag_forward", "bag_groups", "bag_table_grad", "bag_weight_grad"]
 
 MODES = {"sum": 0, "mean": 1, "sqrtn": 2, "max": 3, "min": 4}
 
@@ -22,11 +23,15 @@ MODES = {"sum": 0, "mean": 1, "sqrtn": 2, "max": 3, "min": 4}
 def _bag_forward(weight, ids, offsets, psw, mode, skip, empty_value, out, arg, wsum, counts):  # pragma: no cover
     nbags = offsets.shape[0] - 1
     d = weight.shape[1]
+    n = ids.shape[0]
+    ahead = distance(weight)
     for b in nb.prange(nbags):
         lo, hi = offsets[b], offsets[b + 1]
         c = 0
         acc = 0.0
         for i in range(lo, hi):
+            if i + ahead < n and ids[i + ahead] >= 0:
+                prefetch_row(weight, ids[i + ahead])
             r = ids[i]
             if r == skip or r < 0:
                 continue
@@ -81,16 +86,36 @@ def bag_forward(weight, ids, offsets, psw, mode: str, skip: int, empty_value: fl
 
 
 @_dual
-def _bag_backward(weight, ids, offsets, psw, has_w, mode, skip, grad, out, arg, wsum, counts, gr, gw):  # pragma: no cover
+def _bag_table_grad(starts, sorted_pos, bag_of, psw, mode, grad, arg, wsum, out):  # pragma: no cover
+    """The table gradient, already summed per unique id: group ``u`` (one id) adds, position by
+    position in input order, what each of its positions receives. Threads split the groups."""
+    d = grad.shape[1]
+    for u in nb.prange(out.shape[0]):
+        for t in range(starts[u], starts[u + 1]):
+            i = sorted_pos[t]
+            b = bag_of[i]
+            if mode >= 3:
+                for j in range(d):
+                    if arg[b, j] == i:
+                        out[u, j] += grad[b, j]
+                continue
+            if mode == 0:
+                denom = 1.0
+            elif mode == 1:
+                denom = wsum[b]
+            else:
+                denom = np.sqrt(wsum[b])
+            scale = psw[i] / denom
+            for j in range(d):
+                out[u, j] += scale * grad[b, j]
+
+
+@_dual
+def _bag_weight_grad(weight, ids, offsets, psw, mode, skip, grad, out, wsum, counts, gw):  # pragma: no cover
     nbags = offsets.shape[0] - 1
     d = weight.shape[1]
     for b in nb.prange(nbags):
         if counts[b] == 0:
-            continue
-        lo, hi = offsets[b], offsets[b + 1]
-        if mode >= 3:
-            for j in range(d):
-                gr[arg[b, j], j] += grad[b, j]
             continue
         if mode == 0:
             denom = 1.0
@@ -99,37 +124,46 @@ def _bag_backward(weight, ids, offsets, psw, has_w, mode, skip, grad, out, arg, 
         else:
             denom = np.sqrt(wsum[b])
         dot_o = 0.0
-        if has_w and mode >= 1:
+        if mode >= 1:
             for j in range(d):
                 dot_o += grad[b, j] * out[b, j]
-        for i in range(lo, hi):
+        for i in range(offsets[b], offsets[b + 1]):
             r = ids[i]
             if r == skip or r < 0:
                 continue
-            w = psw[i]
-            scale = w / denom
+            dot_e = 0.0
             for j in range(d):
-                gr[i, j] = scale * grad[b, j]
-            if has_w:
-                dot_e = 0.0
-                for j in range(d):
-                    dot_e += grad[b, j] * weight[r, j]
-                if mode == 0:
-                    gw[i] = dot_e
-                elif mode == 1:
-                    gw[i] = (dot_e - dot_o) / denom
-                else:
-                    gw[i] = dot_e / denom - dot_o * w / (denom * denom)
+                dot_e += grad[b, j] * weight[r, j]
+            if mode == 0:
+                gw[i] = dot_e
+            elif mode == 1:
+                gw[i] = (dot_e - dot_o) / denom
+            else:
+                gw[i] = dot_e / denom - dot_o * psw[i] / (denom * denom)
 
 
-def bag_backward(weight, ids, offsets, psw, mode: str, skip: int, grad, out, arg, wsum, counts):
-    """Per-position gradient rows ``(n, d)`` for the table, and the gradient of the weights ``(n,)``."""
-    n, d = ids.shape[0], weight.shape[1]
-    gr = np.zeros((n, d), dtype=weight.dtype)
-    has_w = psw is not None
-    gw = np.zeros(n if has_w else 0, dtype=np.float64)
-    w = psw if has_w else np.ones(n, dtype=weight.dtype)
+def bag_groups(ids, offsets, num_rows: int, skip: int, frozen=None):
+    """Group the positions of the bags' ids by id once per backward (see :func:`id_groups`), and
+    map each position to its bag."""
+    uniq, starts, sorted_pos = id_groups(ids, num_rows, skip, frozen)
+    bag_of = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
+    return uniq, starts, sorted_pos, bag_of
+
+
+def bag_table_grad(groups, psw, mode: str, grad, arg, wsum, out) -> None:
+    """Add one mode's table gradient into ``out`` (one row per unique id of ``groups``)."""
+    uniq, starts, sorted_pos, bag_of = groups
+    if not uniq.shape[0]:
+        return
+    w = psw if psw is not None else np.ones(bag_of.shape[0], dtype=out.dtype)
     arg_k = arg if MODES[mode] >= 3 else np.zeros((0, 0), dtype=np.int64)
-    _bag_backward(n * d, weight, ids, offsets, w, has_w, MODES[mode], np.int64(skip),
-                  np.ascontiguousarray(grad, dtype=weight.dtype), out, arg_k, wsum, counts, gr, gw)
-    return gr, (gw if has_w else None)
+    _bag_table_grad(sorted_pos.shape[0] * out.shape[1], starts, sorted_pos, bag_of, w, MODES[mode],
+                    np.ascontiguousarray(grad, dtype=out.dtype), arg_k, wsum, out)
+
+
+def bag_weight_grad(weight, ids, offsets, psw, mode: str, skip: int, grad, out, wsum, counts) -> np.ndarray:
+    """The gradient of the per-sample weights (float64, one per position) for sum, mean, sqrtn."""
+    gw = np.zeros(ids.shape[0], dtype=np.float64)
+    _bag_weight_grad(ids.shape[0] * weight.shape[1], weight, ids, offsets, psw, MODES[mode], np.int64(skip),
+                     np.ascontiguousarray(grad, dtype=weight.dtype), out, wsum, counts, gw)
+    return gw
