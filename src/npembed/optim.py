@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ._checks import check_positive_float
-from .kernels import adam_rows, sgd_rows
+from .kernels import adagrad_rows, adam_rows, momentum_rows, sgd_rows
 from .parameter import Parameter, RowSparseGrad
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW", "SPARSE_MODES"]
@@ -359,8 +359,12 @@ class SGD(Optimizer):
         w -= dt(lr) * g
 
     def _lazy_rows(self, p, grad, s, t):
+        # fused kernels: one pass over the touched rows
         if not self.momentum and not self.weight_decay:
-            sgd_rows(p.data, grad.indices, grad.values, self.lr, grad.scale)  # fused kernel
+            sgd_rows(p.data, grad.indices, grad.values, self.lr, grad.scale)
+        elif self.momentum and p.data.ndim == 2:
+            momentum_rows(p.data, s["momentum_buffer"], grad.indices, grad.values, self.lr, self.momentum,
+                          self.dampening, self.weight_decay, self.nesterov, t == 1, grad.scale)
         else:
             super()._lazy_rows(p, grad, s, t)
 
@@ -406,6 +410,13 @@ class Adagrad(Optimizer):
 
     def _square(self, g: np.ndarray) -> np.ndarray:
         return g * g
+
+    def _lazy_rows(self, p, grad, s, t):
+        if p.data.ndim == 2:  # a fused kernel: one pass over the touched rows
+            clr = self.lr / (1.0 + (t - 1) * self.lr_decay)
+            adagrad_rows(p.data, s["sum"], grad.indices, grad.values, clr, self.eps, self.weight_decay, grad.scale)
+        else:
+            super()._lazy_rows(p, grad, s, t)
 
     def _update(self, w, g, s, t, lr):
         dt = w.dtype.type

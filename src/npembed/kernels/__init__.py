@@ -24,6 +24,8 @@ __all__ = [
     "masked_mean_backward",
     "sgd_rows",
     "adam_rows",
+    "adagrad_rows",
+    "momentum_rows",
     "ordered_pairs",
 ]
 
@@ -327,6 +329,85 @@ def adam_rows(
     if idx.shape[0]:
         t = weight.dtype.type
         _adam_rows(rows.size, weight, m, v, idx, rows, t(beta1), t(beta2), t(eps), t(step_size), _scale_arg(scale, weight.dtype))
+
+
+@_dual
+def _adagrad_rows(weight, acc, idx, rows, clr, eps, wd, rowwise, scale):  # pragma: no cover - compiled
+    d = weight.shape[1]
+    scaled = scale.shape[0] > 0
+    n = idx.shape[0]
+    ahead = distance(weight)
+    for i in nb.prange(n):
+        if i + ahead < n:
+            q = idx[i + ahead]
+            prefetch_row(weight, q)
+            if not rowwise:
+                prefetch_row(acc, q)
+        r = idx[i]
+        step = clr * scale[i] if scaled else clr
+        if rowwise:
+            ss = 0.0
+            for j in range(d):
+                g = rows[i, j] + wd * weight[r, j]
+                ss += g * g
+            a = acc[r, 0] + weight.dtype.type(ss / d)
+            acc[r, 0] = a
+            std = np.sqrt(a) + eps
+            for j in range(d):
+                g = rows[i, j] + wd * weight[r, j]
+                weight[r, j] -= step * (g / std)
+        else:
+            for j in range(d):
+                g = rows[i, j] + wd * weight[r, j]
+                a = acc[r, j] + g * g
+                acc[r, j] = a
+                weight[r, j] -= step * (g / (np.sqrt(a) + eps))
+
+
+def adagrad_rows(weight, acc, idx, rows, clr: float, eps: float, weight_decay: float = 0.0, scale=None) -> None:
+    """In place lazy Adagrad on the unique rows ``idx``: ``g = rows + weight_decay * w``, then
+    ``acc += g^2`` when ``acc`` is shaped like ``weight``, or ``acc += mean_j g^2`` when it has one
+    entry per row (row-wise Adagrad), and ``w -= scale * clr * g / (sqrt(acc) + eps)``."""
+    if idx.shape[0]:
+        t = weight.dtype.type
+        rowwise = acc.ndim == 1
+        acc2 = acc.reshape(-1, 1) if rowwise else acc
+        _adagrad_rows(rows.size, weight, acc2, idx, rows, t(clr), t(eps), t(weight_decay), rowwise,
+                      _scale_arg(scale, weight.dtype))
+
+
+@_dual
+def _momentum_rows(weight, buf, idx, rows, lr, momentum, dampening, wd, nesterov, first, scale):  # pragma: no cover
+    d = weight.shape[1]
+    scaled = scale.shape[0] > 0
+    n = idx.shape[0]
+    ahead = distance(weight)
+    one = weight.dtype.type(1.0)
+    for i in nb.prange(n):
+        if i + ahead < n:
+            q = idx[i + ahead]
+            prefetch_row(weight, q)
+            prefetch_row(buf, q)
+        r = idx[i]
+        step = lr * scale[i] if scaled else lr
+        for j in range(d):
+            g = rows[i, j] + wd * weight[r, j]
+            if first:
+                b = g
+            else:
+                b = buf[r, j] * momentum + (one - dampening) * g
+            buf[r, j] = b
+            upd = g + momentum * b if nesterov else b
+            weight[r, j] -= step * upd
+
+
+def momentum_rows(weight, buf, idx, rows, lr, momentum, dampening, weight_decay, nesterov, first, scale=None) -> None:
+    """In place lazy SGD with momentum on the unique rows ``idx`` (PyTorch's rule, ``first``: the
+    parameter's first step, when the buffer starts as the gradient)."""
+    if idx.shape[0]:
+        t = weight.dtype.type
+        _momentum_rows(rows.size, weight, buf, idx, rows, t(lr), t(momentum), t(dampening), t(weight_decay),
+                       bool(nesterov), bool(first), _scale_arg(scale, weight.dtype))
 
 
 @nb.njit(cache=True, nogil=True)
