@@ -11,6 +11,7 @@ from .losses import SoftmaxCrossEntropy
 from .model import BasketModel, TrainedModel, load_model, save_model
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RowWiseAdagrad
 from .parameter import Parameter, RowSparseGrad
+from .threads import get_num_threads, num_threads, set_num_threads
 from .vectors_io import load_vectors, save_vectors
 from .vocab import Vocab
 
@@ -43,4 +44,7 @@ __all__ = [
     "load_vectors",
     "save_vectors",
     "read_baskets",
+    "get_num_threads",
+    "num_threads",
+    "set_num_threads",
 ]

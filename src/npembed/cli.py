@@ -75,6 +75,8 @@ def _add_train(sub) -> None:
     h.add_argument("--patience", type=int, default=d.patience,
                    help=f"stop after this many epochs without a better valid Recall@10 (default {d.patience})")
     h.add_argument("--seed", type=int, default=d.seed, help="seeds the weights and the shuffling (default 0)")
+    h.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads for the kernels and BLAS (default: all cores); results are the same for any N")
     h.add_argument("--split-seed", type=int, default=d.split_seed,
                    help="seeds the train/valid/test split and the held-out draws (default 0, the reference protocol)")
     o = p.add_argument_group("output")
@@ -160,6 +162,13 @@ def _cmd_train(args) -> int:
             raise ValueError("the checkpoint folder must differ from --out (the model folder).")
     if args.skip_fields < 0:
         raise ValueError(f"--skip-fields must be >= 0; got {args.skip_fields}.")
+    if args.threads is not None:
+        from .threads import set_num_threads
+
+        try:
+            set_num_threads(args.threads)
+        except ValueError as exc:
+            raise ValueError(f"--threads: {exc}") from None
     # Refuse a bad --out before minutes of training, not after.
     check_replaceable_model_dir(os.path.abspath(args.out))
     check_writable_parent(args.out)
