@@ -119,7 +119,7 @@ def test_argument_errors_and_atomic_write(tmp_path):
     p = _w(tmp_path, "ok.txt", "1 2\na 1 2\n")
     with pytest.raises(ValueError, match=r"`format` must be one of"):
         load_vectors(p, format="npz")
-    with pytest.raises(ValueError, match="`limit` must be a non-negative integer or None; got -1"):
+    with pytest.raises(ValueError, match=r"`limit` must be a positive integer, or None to read every vector; got -1"):
         load_vectors(p, limit=-1)
     with pytest.raises(ValueError, match=r"key 1 is 'new york': keys must be non-empty strings without spaces, newlines"):
         save_vectors(tmp_path / "o.txt", ["a", "new york"], np.ones((2, 2)))

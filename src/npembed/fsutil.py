@@ -8,12 +8,13 @@ import ctypes.util
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from typing import Iterator
 
 __all__ = [
-    "atomic_dir", "check_replaceable_dir", "check_replaceable_model_dir", "check_writable_parent", "read_format",
+    "atomic_dir", "atomic_files", "check_replaceable_dir", "check_replaceable_model_dir", "check_writable_parent", "read_format",
     "MODEL_FORMAT", "MODEL_FILES",
 ]
 
@@ -63,17 +64,72 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_temporaries(parent: str, name: str) -> None:
-    """Remove ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` folders left by killed processes.
+    """Remove ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` files or folders left by killed processes.
 
-    The writer's process id is in the name, so a folder that another live process is still
+    The writer's process id is in the name, so a temporary that another live process is still
     writing is never touched.
     """
-    for entry in os.listdir(parent):
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return
+    for entry in entries:
         for kind in (f".{name}.tmp-", f".{name}.old-"):
             if entry.startswith(kind):
                 pid = entry[len(kind) :].split("-", 1)[0]
                 if pid.isdigit() and not _pid_alive(int(pid)):
-                    shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+                    full = os.path.join(parent, entry)
+                    if os.path.isdir(full) and not os.path.islink(full):
+                        shutil.rmtree(full, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.remove(full)
+
+
+def _new_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def check_replaceable_file(path: str) -> str:
+    """The real path a file write should replace (a symlink is written through, as ``open``
+    would), after refusing folders and read-only files."""
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        raise IsADirectoryError(f"{path} is a folder; give a file name to write.")
+    if os.path.exists(real) and not os.stat(real).st_mode & stat.S_IWUSR:
+        raise PermissionError(f"{path} is read-only; refusing to replace it (make it writable or choose another path).")
+    return real
+
+
+def atomic_files(writers: list) -> None:
+    """Write each ``(path, write)`` pair, ``write(binary_file)``, to a temporary file beside
+    ``path``, then rename them all into place. If anything fails, no target is touched and no
+    temporary is left (those of killed writers are removed by the next write). A replaced file
+    keeps its permissions; a new one gets the usual ``0o666 & ~umask``."""
+    targets = [check_replaceable_file(os.fspath(path)) for path, _ in writers]
+    tmps: list = []
+    try:
+        for real, (_, write) in zip(targets, writers):
+            parent, name = os.path.split(real)
+            _remove_stale_temporaries(parent, name)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent)
+            os.close(fd)
+            tmps.append(tmp)
+            with open(tmp, "r+b") as fh:  # fh.name is the temporary's path, for writers that need one
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            mode = stat.S_IMODE(os.stat(real).st_mode) if os.path.exists(real) else _new_file_mode()
+            os.chmod(tmp, mode)
+        for real, tmp in zip(targets, tmps):
+            os.replace(tmp, real)
+    except BaseException:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        raise
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ them (``pip install 'npembed[interop]'``)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
@@ -23,29 +22,17 @@ def _need(module: str, extra: str = "interop"):
         raise ImportError(f"this needs the optional package {module!r}: pip install 'npembed[{extra}]'") from None
 
 
-def _atomic_target(path: str):
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-    os.close(fd)
-    return tmp
-
-
 def save_safetensors(path: str | os.PathLike, kv: KeyedVectors) -> None:
-    """Write the table as a safetensors file (tensor ``"weight"``; the keys go in its metadata)."""
+    """Write the table as a safetensors file (tensor ``"weight"``; the keys go in its metadata), atomically."""
     import json
+
+    from .fsutil import atomic_files
 
     _need("safetensors")
     from safetensors.numpy import save_file
 
-    path = os.fspath(path)
-    tmp = _atomic_target(path)
-    try:
-        save_file({"weight": np.ascontiguousarray(kv.vectors)}, tmp, metadata={"index_to_key": json.dumps(kv.index_to_key)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    meta = {"index_to_key": json.dumps(kv.index_to_key)}
+    atomic_files([(path, lambda fh: save_file({"weight": np.ascontiguousarray(kv.vectors)}, fh.name, metadata=meta))])
 
 
 def load_safetensors(path: str | os.PathLike) -> KeyedVectors:

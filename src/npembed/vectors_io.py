@@ -10,6 +10,7 @@ cut at the end of a binary key, say) instead of failing.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import os
 import tempfile
@@ -20,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ._checks import FormatError, check_float_dtype
+from .fsutil import atomic_files
 
 __all__ = ["load_vectors", "save_vectors", "VectorFile", "FORMATS"]
 
@@ -42,6 +44,8 @@ class VectorFile:
 def _read_counts(path: str, keys: list, encoding: str) -> np.ndarray:
     """Counts from a ``key count`` per line file (gensim's ``fvocab``); keys it lacks count 0."""
     found: dict = {}
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"counts file not found: {path}")
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.rstrip(b"\r\n")
@@ -53,8 +57,10 @@ def _read_counts(path: str, keys: list, encoding: str) -> np.ndarray:
                 count = int(num)
             except (UnicodeDecodeError, ValueError):
                 raise FormatError("expected 'key count' (a key, a space, an integer).", path, lineno) from None
-            if count < 0:
-                raise FormatError(f"the count of {key!r} is negative ({count}).", path, lineno)
+            if not 0 <= count < 2**63:
+                raise FormatError(f"the count of {key!r} must be in [0, 2**63); got {count}.", path, lineno)
+            if key in found:
+                raise FormatError(f"{key!r} is listed twice.", path, lineno)
             found[key] = count
     return np.array([found.get(k, 0) for k in keys], dtype=np.int64)
 
@@ -76,13 +82,14 @@ def _check_size(path: str, want: int, dim: int, min_row_bytes: int, itemsize: in
     if want * dim * itemsize < (1 << 28):
         return
     with open(path, "rb") as fh:
-        if fh.read(2) == b"\x1f\x8b":
-            return
+        gz = fh.read(2) == b"\x1f\x8b"
     size = os.path.getsize(path)
+    if gz:
+        size *= 1032  # deflate expands at most ~1032:1, which bounds what a gzip file can hold
     if want * min_row_bytes > size:
         raise FormatError(
             f"the header promises {want} vectors of dimension {dim}, at least {want * min_row_bytes} bytes, "
-            f"but the file has {size} bytes: is it truncated, or is the header wrong?",
+            f"but the file {'can hold at most' if gz else 'has'} {size} bytes: is it truncated, or is the header wrong?",
             path,
             1,
         )
@@ -170,30 +177,30 @@ def _check_header(head, path: str) -> tuple[int, int]:
     return head
 
 
-def _looks_like_text_row(line: bytes, dim: int) -> bool:
-    parts = line.rstrip().split(b" ")
-    if len(parts) != dim + 1:
-        return False
-    try:
-        [float(p) for p in parts[1:]]
-    except ValueError:
-        return False
-    return True
+def _is_binary_sample(sample: bytes) -> bool:
+    """Raw float32 bytes hold control characters (NUL, ...) almost surely; text rows never do."""
+    return any(b < 0x20 and b not in (0x09, 0x0A, 0x0D) or b == 0x7F for b in sample)
 
 
 def _detect(path: str) -> str:
     with _open(path) as fh:
         try:
             first = fh.readline(1 << 22)
-            second = fh.readline(1 << 22)  # bounded: a binary file may hold no newline at all
+            if first.startswith(_BOM):
+                first = first[len(_BOM) :]
+            head = _header(first)
+            # what follows the header: a whole first binary record (key, space, 4 * dim bytes)
+            sample = fh.read(min(4 * head[1] + 4096, 1 << 22)) if head is not None else b""
         except (OSError, EOFError, zlib.error) as exc:
             raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
-    head = _header(first)
     if head is None:
         return "glove"
-    if head[0] == 0 or _looks_like_text_row(second.rstrip(b"\n"), head[1]):
+    if head[0] == 0 or not _is_binary_sample(sample):
         return "word2vec"
     return "word2vec-binary"
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def _decode(b: bytes, encoding: str, errors: str, path: str, where: str) -> str:
@@ -230,7 +237,7 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
         if has_header:
             first = next(lines, b"")
             lineno = 1
-            count, dim = _check_header(_header(first), path)
+            count, dim = _check_header(_header(first.removeprefix(_BOM)), path)
         want = count if limit is None else min(count, limit)
         keys, line_of = [], []
         vectors = None
@@ -244,6 +251,8 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
                 continue
             lineno += 1
             line = raw.rstrip(b"\n").rstrip(b"\r").rstrip(b" ")
+            if lineno == 1:
+                line = line.removeprefix(_BOM)
             if not line.strip():
                 if not has_header:
                     continue
@@ -255,7 +264,11 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
                     raise FormatError("a vector line needs a key and at least one value.", path, lineno)
             if len(parts) != dim + 1:
                 hint = " (does the key contain a space?)" if len(parts) > dim + 1 else ""
+                if b"\t" in line:
+                    hint = " (fields separated by tabs? only single spaces separate them in these formats)"
                 raise FormatError(f"expected a key and {dim} values; got {len(parts) - 1} values{hint}.", path, lineno)
+            if not parts[0]:
+                raise FormatError("the line starts with a space: the key is empty.", path, lineno)
             key = _decode(parts[0], encoding, errors, path, f"line {lineno}")
             try:
                 row = np.array([float(p) for p in parts[1:]], dtype=np.float64)
@@ -266,16 +279,21 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
                 if has_header:
                     _check_size(path, want, dim, 2 * dim + 2, np.dtype(dtype).itemsize)
                 vectors = np.empty((want, dim), dtype=dtype)
-            vectors[len(keys)] = row
+            with np.errstate(over="ignore"):
+                vectors[len(keys)] = row
+            if not np.isfinite(vectors[len(keys)]).all():
+                hint = ""
+                if np.isfinite(row).all():
+                    hint = f": a value is too large for {np.dtype(dtype).name}; pass dtype=np.float64"
+                raise FormatError(f"the vector of key {key!r} holds NaN or infinite values{hint}.", path, lineno)
             keys.append(key)
             line_of.append(lineno)
     if len(keys) < want:
         raise FormatError(
-            f"the header says {count} vectors but the file ends after {len(keys)}: is it truncated?"
-            if has_header else "no vectors found.",
-            path,
-            lineno,
+            f"the header says {count} vectors but the file ends after {len(keys)}: is it truncated?", path, lineno
         )
+    if not has_header and not keys:
+        raise FormatError("no vectors found: the file is empty or blank.", path)
     if vectors is None:
         vectors = np.empty((0, dim or 0), dtype=dtype)
     _check_distinct(keys, path, lambda i: f"line {line_of[i]}")
@@ -312,6 +330,12 @@ def _read_binary(path: str, limit, dtype, encoding, errors) -> VectorFile:
             st.take(1)
             if not key_b:
                 raise FormatError(f"record {r + 1} has an empty key.", path)
+            if b"\n" in key_b:
+                raise FormatError(
+                    f"record {r + 1}: the key runs over a line break, so this is not a word2vec binary file "
+                    "(text? pass format='word2vec').",
+                    path,
+                )
             key = _decode(key_b, encoding, errors, path, f"record {r + 1}")
             vec = st.take(nbytes)
             if len(vec) < nbytes:
@@ -351,8 +375,12 @@ def load_vectors(
     path = os.fspath(path)
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}; got {format!r}.")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0):
-        raise ValueError(f"`limit` must be a non-negative integer or None; got {limit!r}.")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"`limit` must be a positive integer, or None to read every vector; got {limit!r}.")
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"`encoding` {encoding!r} is not a text encoding Python knows (e.g. 'utf-8', 'latin-1').") from None
     if unicode_errors not in ("strict", "ignore", "replace"):
         raise ValueError(f"`unicode_errors` must be 'strict', 'ignore' or 'replace'; got {unicode_errors!r}.")
     dtype = check_float_dtype(dtype)
@@ -372,28 +400,6 @@ def load_vectors(
     return out
 
 
-def _atomic_files(writers: list) -> None:
-    """Write each ``(path, write)`` pair to a temporary file beside ``path``, then rename them all;
-    if any write fails, no target is touched and no temporary file is left."""
-    tmps = []
-    try:
-        for path, write in writers:
-            parent = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-            tmps.append(tmp)
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for (path, _), tmp in zip(writers, tmps):
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in tmps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        raise
-
-
 def save_vectors(
     path: str | os.PathLike,
     keys: Sequence[str],
@@ -410,7 +416,8 @@ def save_vectors(
     back to the same bits. With ``counts_file``, ``counts`` (one non-negative integer per key) are
     written there as ``key count`` lines, gensim's ``fvocab`` layout; both files are replaced
     together or not at all. Keys may hold any character but an ASCII space, a newline or a
-    carriage return (those would split the record).
+    carriage return (those would split the record). word2vec binary stores float32 (float64 tables
+    are rounded); a path ending in ``.gz`` is written gzip-compressed.
     """
     path = os.fspath(path)
     if format not in FORMATS[1:]:
@@ -421,12 +428,27 @@ def save_vectors(
         raise ValueError(f"`vectors` must be 2-D with one row per key ({len(keys)}); got shape {vectors.shape}.")
     if vectors.dtype.kind != "f":
         raise TypeError(f"`vectors` must hold floats; got dtype {vectors.dtype}.")
+    if vectors.shape[1] == 0:
+        raise ValueError("`vectors` has dimension 0; these formats need at least one value per key.")
     for i, k in enumerate(keys):
         if not isinstance(k, str) or not k or any(c in k for c in " \n\r"):
             raise ValueError(
                 f"key {i} is {k!r}: keys must be non-empty strings without spaces, newlines or carriage "
                 "returns for these formats (replace spaces with '_', as word2vec phrases do)."
             )
+        try:
+            k.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"key {i} is {k!r}: it holds a lone surrogate, which UTF-8 cannot encode.") from None
+    if format == "glove" and not keys:
+        raise ValueError("a GloVe file has no header, so an empty table would lose its dimension; use format='word2vec'.")
+    if format == "glove" and vectors.shape[1] == 1 and _header(f"{keys[0]} {vectors[0, 0]:.9g}".encode()) is not None:
+        raise ValueError(
+            f"the first GloVe line would read '{keys[0]} {vectors[0, 0]:.9g}', which looks like a word2vec header; "
+            "use format='word2vec' (it has a header) for this table."
+        )
+    if format == "word2vec-binary" and vectors.dtype.itemsize > 4 and vectors.size and np.abs(vectors).max() > np.finfo(np.float32).max:
+        raise ValueError("word2vec binary stores float32, and some values are too large for it; use a text format.")
     if len(set(keys)) != len(keys):
         seen: set = set()
         dup = next(k for k in keys if k in seen or seen.add(k))
@@ -446,21 +468,27 @@ def save_vectors(
     if r >= 0:
         raise ValueError(f"the vector of key {keys[r]!r} (row {r}) holds NaN or infinite values; no file was written.")
 
-    def write_vectors(fh) -> None:
+    def write_vectors(raw) -> None:
+        # a path ending in .gz is written gzip-compressed, as gensim does
+        fh = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.endswith(".gz") else raw
         n, d = vectors.shape
         if format != "glove":
             fh.write(f"{n} {d}\n".encode())
-        if format == "word2vec-binary":
-            v32 = vectors.astype("<f4")
-            for k, row in zip(keys, v32):
-                fh.write(k.encode("utf-8") + b" " + row.tobytes() + b"\n")
-        else:
-            fmt = "%.17g" if vectors.dtype == np.float64 else "%.9g"
-            for k, row in zip(keys, vectors):
-                fh.write((k + " " + " ".join(fmt % x for x in row) + "\n").encode("utf-8"))
+        step = max(1, (1 << 20) // d)  # converted to float32 a block at a time: no second table
+        for i in range(0, n, step):
+            block = vectors[i : i + step]
+            if format == "word2vec-binary":
+                for k, row in zip(keys[i : i + step], block.astype("<f4")):
+                    fh.write(k.encode("utf-8") + b" " + row.tobytes() + b"\n")
+            else:
+                fmt = "%.17g" if vectors.dtype == np.float64 else "%.9g"
+                for k, row in zip(keys[i : i + step], block):
+                    fh.write((k + " " + " ".join(fmt % x for x in row) + "\n").encode("utf-8"))
+        if fh is not raw:
+            fh.close()
 
     def write_counts(fh) -> None:
         for k, c in zip(keys, counts.tolist()):
             fh.write(f"{k} {c}\n".encode("utf-8"))
 
-    _atomic_files([(path, write_vectors)] + ([(counts_file, write_counts)] if counts is not None else []))
+    atomic_files([(path, write_vectors)] + ([(counts_file, write_counts)] if counts is not None else []))

@@ -82,19 +82,11 @@ class Vocab:
     def save(self, path) -> None:
         """Write the vocabulary as JSON, atomically."""
         import json
-        import os
-        import tempfile
 
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_json(), fh, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        from .fsutil import atomic_files
+
+        data = json.dumps(self.to_json(), ensure_ascii=False).encode("utf-8")
+        atomic_files([(path, lambda fh: fh.write(data))])
 
     @classmethod
     def load(cls, path) -> "Vocab":
