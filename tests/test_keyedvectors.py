@@ -85,11 +85,11 @@ def test_errors():
     kv = KeyedVectors(["apple", "apply"], np.ones((2, 3)))
     with pytest.raises(KeyError, match=r"'appel' is not in the vocabulary \(2 items\)\. Did you mean: apply, apple\?"):
         kv.most_similar("appel")
-    with pytest.raises(ValueError, match="`topn` must be a non-negative integer; got -1"):
+    with pytest.raises(ValueError, match=r"`topn` must be a non-negative integer, or None for every score; got -1"):
         kv.most_similar("apple", topn=-1)
     with pytest.raises(ValueError, match="`most_similar` needs at least one positive or negative key or vector"):
         kv.most_similar()
-    with pytest.raises(ValueError, match=r"a query vector must have shape \(3,\); got \(2,\)"):
+    with pytest.raises(ValueError, match=r"a query vector must be a key or a number array of shape \(3,\); got array\(\[1., 1.\]\)"):
         kv.similar_by_vector(np.ones(2))
     with pytest.raises(ValueError, match=r"`vectors` must be 2-D with one row per key \(3\); got shape \(2, 3\)"):
         KeyedVectors(["a", "b", "c"], np.ones((2, 3)))

@@ -28,9 +28,43 @@ VECTOR_FILES = frozenset({"vectors.npy", "vocab.json", "meta.json"})
 KeyOrVector = Union[str, np.ndarray]
 
 
+def _as_list(x) -> list:
+    """One key or vector, or several (a 2-D array is one vector per row), as gensim accepts them."""
+    if x is None:
+        return []
+    if isinstance(x, (str, int, np.integer, tuple)) or (isinstance(x, np.ndarray) and x.ndim == 1):
+        return [x]
+    if isinstance(x, np.ndarray) and x.ndim == 2:
+        return list(x)
+    return list(x)
+
+
+def _norm(v: np.ndarray) -> float:
+    """L2 norm in float64 without overflow or underflow of the squares."""
+    m = float(np.abs(v).max()) if v.size else 0.0
+    if m == 0.0 or not np.isfinite(m):
+        return m
+    return m * float(np.sqrt(np.dot(v / m, v / m)))
+
+
+def _robust_norms(block: np.ndarray) -> np.ndarray:
+    m = np.abs(block).max(axis=1) if block.shape[1] else np.zeros(block.shape[0])
+    scaled = np.divide(block, m[:, None], out=np.zeros_like(block), where=m[:, None] > 0)
+    with np.errstate(invalid="ignore"):
+        return m * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+
+
+def _check_restrict(restrict_vocab) -> int | None:
+    if restrict_vocab is None:
+        return None
+    if isinstance(restrict_vocab, (bool, np.bool_)) or not isinstance(restrict_vocab, (int, np.integer)) or restrict_vocab < 1:
+        raise ValueError(f"`restrict_vocab` must be a positive integer (search the first that many keys) or None; got {restrict_vocab!r}.")
+    return int(restrict_vocab)
+
+
 def _check_topn(topn) -> int:
     if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
-        raise ValueError(f"`topn` must be a non-negative integer; got {topn!r}.")
+        raise ValueError(f"`topn` must be a non-negative integer, or None for every score; got {topn!r}.")
     return int(topn)
 
 
@@ -76,6 +110,18 @@ class KeyedVectors:
         self.vocab = Vocab(keys, counts)
         self.vectors = vectors
         self._norms: np.ndarray | None = None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The table (as given; a read-only memory map for :meth:`load_folder`)."""
+        return self._vectors
+
+    @vectors.setter
+    def vectors(self, value: np.ndarray) -> None:
+        self._vectors = value
+        # Rows handed out come from a read-only view: numpy then refuses to make them writable.
+        self._ro = np.lib.stride_tricks.as_strided(value, writeable=False)
+        self._norms = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, format: str = "auto", **kwargs) -> "KeyedVectors":
@@ -144,6 +190,10 @@ class KeyedVectors:
         return self.vocab.key_to_index
 
     @property
+    def vector_size(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
     def norms(self) -> np.ndarray:
         """One L2 norm per row (computed once; the table is never normalised in a copy)."""
         if self._norms is None:
@@ -152,7 +202,13 @@ class KeyedVectors:
             step = max(1, (1 << 20) // max(self.vectors.shape[1], 1))  # blocks of about 8 MB in float64
             for i in range(0, len(norms), step):
                 block = self.vectors[i : i + step].astype(np.float64)
-                norms[i : i + step] = np.sqrt(np.einsum("ij,ij->i", block, block))
+                n = np.sqrt(np.einsum("ij,ij->i", block, block))
+                if not np.isfinite(n).all() or ((n < 1e-150) & (n > 0)).any() or (n == 0).any():
+                    n = _robust_norms(block)  # overflow or underflow of the squares: scale first
+                    if not np.isfinite(n).all():
+                        r = i + int(np.flatnonzero(~np.isfinite(n))[0])
+                        raise ValueError(f"row {r} (key {self.index_to_key[r]!r}) holds NaN or infinite values.")
+                norms[i : i + step] = n
             norms.flags.writeable = False
             self._norms = norms
         return self._norms
@@ -163,18 +219,36 @@ class KeyedVectors:
     def __contains__(self, key: object) -> bool:
         return key in self.vocab
 
-    def get_index(self, key: str) -> int:
-        return self.vocab.lookup(key)
+    def __iter__(self):
+        return iter(self.index_to_key)
 
-    def get_vector(self, key: str) -> np.ndarray:
-        v = self.vectors[self.get_index(key)]
-        v.flags.writeable = False
-        return v
+    def has_index_for(self, key) -> bool:
+        """True for a known key, or an integer row number in range (as gensim)."""
+        try:
+            self.get_index(key)
+            return True
+        except (KeyError, IndexError, TypeError):
+            return False
+
+    def get_index(self, key) -> int:
+        """The row of ``key``; an integer is taken as a row number (as gensim)."""
+        if isinstance(key, str):
+            return self.vocab.lookup(key)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            if not 0 <= key < len(self):
+                raise IndexError(f"row {key} is out of range: the table has {len(self)} rows.")
+            return int(key)
+        raise TypeError(f"a key must be a string (or a row number); got {type(key).__name__} {key!r}.")
+
+    def get_vector(self, key, norm: bool = False) -> np.ndarray:
+        """The row of ``key`` (a read-only view), or with ``norm`` a unit-length copy (zero stays zero)."""
+        v = self._ro[self.get_index(key)]
+        return self._unit(v).astype(self.vectors.dtype) if norm else v
 
     def __getitem__(self, key):
-        if isinstance(key, str):
+        if isinstance(key, (str, int, np.integer)):
             return self.get_vector(key)
-        rows = self.vectors[[self.get_index(k) for k in key]]
+        rows = self._ro[[self.get_index(k) for k in key]]  # a copy, read-only like the rest
         rows.flags.writeable = False
         return rows
 
@@ -184,49 +258,130 @@ class KeyedVectors:
         vecs = self.vectors if limit is None else self.vectors[:limit]
         norms = self.norms if limit is None else self.norms[:limit]
         q = np.asarray(query, dtype=np.float64)
-        qn = np.linalg.norm(q)
-        dots = vecs @ q.astype(vecs.dtype)
-        denom = norms * qn
+        qn = _norm(q)
+        if qn > 0:
+            q = q / qn  # a unit query: a dot product can only overflow for rows near the dtype's limit
+        with np.errstate(over="ignore", invalid="ignore"):
+            dots = (vecs @ q.astype(vecs.dtype)).astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(dots))
+        if bad.size:
+            dots[bad] = [np.dot(np.asarray(vecs[i], dtype=np.float64) / norms[i], q) * norms[i] for i in bad]
+        denom = norms * (1.0 if qn > 0 else 0.0)
         return np.divide(dots, denom, out=np.zeros(len(dots), dtype=np.float64), where=denom > 0)
 
-    def _unit(self, item: KeyOrVector) -> np.ndarray:
-        v = self.get_vector(item) if isinstance(item, str) else np.asarray(item, dtype=np.float64)
-        if v.shape != (self.vectors.shape[1],):
-            raise ValueError(f"a query vector must have shape ({self.vectors.shape[1]},); got {v.shape}.")
-        n = np.linalg.norm(v)
-        return (v / n).astype(np.float64) if n > 0 else np.zeros(v.shape, dtype=np.float64)
+    def _vec(self, item, what: str = "a query vector") -> np.ndarray:
+        if isinstance(item, (str, int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            return np.asarray(self.get_vector(item), dtype=np.float64)
+        v = np.asarray(item)
+        if v.dtype.kind not in "fiu" or v.shape != (self.vectors.shape[1],):
+            raise ValueError(f"{what} must be a key or a number array of shape ({self.vectors.shape[1]},); got {item!r:.60}.")
+        v = v.astype(np.float64)
+        if not np.isfinite(v).all():
+            raise ValueError(f"{what} holds NaN or infinite values.")
+        return v
 
-    def similarity(self, key1: str, key2: str) -> float:
+    def _unit(self, item) -> np.ndarray:
+        v = self._vec(item)
+        n = _norm(v)
+        return v / n if n > 0 else np.zeros(v.shape, dtype=np.float64)
+
+    def similarity(self, key1, key2) -> float:
         """Cosine similarity of two keys' vectors (0 if either is a zero vector)."""
         return float(np.dot(self._unit(key1), self._unit(key2)))
+
+    def distance(self, key1, key2) -> float:
+        """Cosine distance, ``1 - similarity``."""
+        return 1.0 - self.similarity(key1, key2)
+
+    def cosine_similarities(self, vector, vectors_all) -> np.ndarray:
+        """Cosines of ``vector`` with each row of ``vectors_all`` (0 for zero vectors)."""
+        u = self._unit(vector)
+        rows = np.asarray(vectors_all, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != u.shape[0]:
+            raise ValueError(f"`vectors_all` must be 2-D with {u.shape[0]} columns; got shape {rows.shape}.")
+        return np.array([np.dot(self._unit(r), u) for r in rows], dtype=np.float64)
+
+    def distances(self, key_or_vector, other_keys: Sequence = ()) -> np.ndarray:
+        """Cosine distances from a key or vector to ``other_keys`` (all keys when empty)."""
+        if not len(other_keys):
+            return 1.0 - self._cosines(self._unit(key_or_vector))
+        u = self._unit(key_or_vector)
+        return np.array([1.0 - np.dot(self._unit(k), u) for k in other_keys], dtype=np.float64)
+
+    def closer_than(self, key1, key2) -> list:
+        """Keys closer to ``key1`` than ``key2`` is (``key1`` itself left out)."""
+        d = self.distances(key1)
+        i, j = self.get_index(key1), self.get_index(key2)
+        return [self.index_to_key[k] for k in np.flatnonzero(d < d[j]) if k != i]
+
+    def rank(self, key1, key2) -> int:
+        """Rank of ``key2`` among ``key1``'s neighbours: 1 + the number of keys closer to ``key1``."""
+        return len(self.closer_than(key1, key2)) + 1
+
+    def get_mean_vector(self, keys, weights=None, pre_normalize: bool = True, post_normalize: bool = False,
+                        ignore_missing: bool = True) -> np.ndarray:
+        """The weighted mean of keys' vectors (unit length first with ``pre_normalize``) and raw
+        vectors, divided by the total absolute weight, as gensim's."""
+        keys = _as_list(keys)
+        if not keys:
+            raise ValueError("`get_mean_vector` needs at least one key or vector.")
+        w = np.ones(len(keys)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(keys),):
+            raise ValueError(f"`weights` must hold one number per key ({len(keys)}); got shape {w.shape}.")
+        mean = np.zeros(self.vectors.shape[1], dtype=np.float64)
+        total = 0.0
+        for k, wk in zip(keys, w):
+            if isinstance(k, (str, int, np.integer)) and not self.has_index_for(k):
+                if ignore_missing:
+                    continue
+                self.get_index(k)  # raises the KeyError with suggestions
+            v = (self._unit(k) if pre_normalize else self._vec(k)) if isinstance(k, (str, int, np.integer)) else self._vec(k)
+            mean += wk * v
+            total += abs(wk)
+        if total > 0:
+            mean /= total
+        if post_normalize:
+            n = _norm(mean)
+            mean = mean / n if n > 0 else mean
+        return mean.astype(self.vectors.dtype)
 
     def n_similarity(self, keys1: Sequence[str], keys2: Sequence[str]) -> float:
         """Cosine similarity of the means of two sets of keys' vectors."""
         if not len(keys1) or not len(keys2):
             raise ValueError("`keys1` and `keys2` must each hold at least one key.")
-        a = np.mean([self.get_vector(k) for k in keys1], axis=0)
-        b = np.mean([self.get_vector(k) for k in keys2], axis=0)
+        a = np.mean([self._vec(k) for k in keys1], axis=0)
+        b = np.mean([self._vec(k) for k in keys2], axis=0)
         return float(np.dot(self._unit(a), self._unit(b)))
 
-    def _query(self, name: str, positive, negative, topn, restrict_vocab, score) -> list[tuple[str, float]]:
+    def _query(self, name: str, positive, negative, topn, restrict_vocab, score):
         """Shared frame of the neighbour queries: argument checks, excluding the input keys, top-k.
 
-        ``score(pos, neg, restrict_vocab)`` returns one score per candidate row.
+        ``score(items, restrict_vocab)`` gets ``(key or vector, weight)`` pairs (positives +1,
+        negatives -1, unless given as ``(key, weight)``) and returns one score per candidate row.
         """
-        topn = _check_topn(topn)
-
-        def as_list(x):
-            if x is None:
-                return []
-            return [x] if isinstance(x, (str, np.ndarray)) else list(x)
-
-        pos, neg = as_list(positive), as_list(negative)
-        if not pos and not neg:
+        if topn is not None:
+            topn = _check_topn(topn)
+        restrict_vocab = _check_restrict(restrict_vocab)
+        items = []
+        for sign, group in ((1.0, positive), (-1.0, negative)):
+            for it in _as_list(group):
+                if isinstance(it, tuple):
+                    if len(it) != 2 or isinstance(it[1], bool) or not isinstance(it[1], (int, float, np.integer, np.floating)):
+                        raise ValueError(f"a weighted query item must be (key or vector, weight); got {it!r:.60}.")
+                    items.append((it[0], float(it[1])))
+                else:
+                    items.append((it, sign))
+        if not items:
             raise ValueError(f"`{name}` needs at least one positive or negative key or vector.")
+        exclude = [self.get_index(k) for k, _ in items if isinstance(k, (str, int, np.integer))]
+        for k, _ in items:
+            self._vec(k)  # every item checked (unknown keys, shapes, NaN) before any work
         if topn == 0:
             return []
-        exclude = [self.get_index(t) for t in pos + neg if isinstance(t, str)]
-        sims = score(pos, neg, restrict_vocab)
+        sims = score(items, restrict_vocab)
+        if topn is None:  # gensim: every score, as an array
+            sims.flags.writeable = False
+            return sims
         if exclude:
             sims[[e for e in exclude if e < len(sims)]] = -np.inf
         top = topk(sims, topn)
@@ -246,10 +401,10 @@ class KeyedVectors:
         ``restrict_vocab`` searches only the first that many keys (files list frequent ones first).
         """
 
-        def score(pos, neg, limit):
-            mean = np.mean([self._unit(t) for t in pos] + [-self._unit(t) for t in neg], axis=0)
-            n = np.linalg.norm(mean)
-            return self._cosines(mean / n if n > 0 else mean, limit)
+        def score(items, limit):
+            keys, weights = zip(*items)
+            mean = self.get_mean_vector(list(keys), list(weights), pre_normalize=True, post_normalize=True, ignore_missing=False)
+            return self._cosines(mean.astype(np.float64), limit)
 
         return self._query("most_similar", positive, negative, topn, restrict_vocab, score)
 
@@ -266,10 +421,13 @@ class KeyedVectors:
     ) -> list[tuple[str, float]]:
         """3CosMul (Levy and Goldberg, 2014): ``prod((1 + cos(x, p)) / 2) / (prod((1 + cos(x, n)) / 2) + 1e-6)``."""
 
-        def score(pos, neg, limit):
-            pos_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t in pos]
-            neg_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t in neg]
-            return np.prod(pos_d, axis=0) / (np.prod(neg_d, axis=0) + 1e-6)
+        def score(items, limit):
+            pos_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t, w in items if w > 0]
+            neg_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t, w in items if w <= 0]
+            n = len(self) if limit is None else min(limit, len(self))
+            pos_p = np.prod(pos_d, axis=0) if pos_d else np.ones(n)
+            neg_p = np.prod(neg_d, axis=0) if neg_d else np.ones(n)
+            return pos_p / (neg_p + 1e-6)
 
         return self._query("most_similar_cosmul", positive, negative, topn, restrict_vocab, score)
 
@@ -283,13 +441,6 @@ class KeyedVectors:
         n = np.linalg.norm(mean)
         mean = mean / n if n > 0 else mean
         return known[int(np.argmin(units @ mean))]
-
-    def rank(self, key1: str, key2: str) -> int:
-        """Rank of ``key2`` among ``key1``'s neighbours (1 = nearest)."""
-        sims = self._cosines(self._unit(key1))
-        i, j = self.get_index(key1), self.get_index(key2)
-        sims[i] = -np.inf
-        return int((sims > sims[j]).sum()) + 1
 
     # ---- evaluation --------------------------------------------------------------------------
 

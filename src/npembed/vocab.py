@@ -65,7 +65,12 @@ class Vocab:
         if len(set(specials)) != len(specials):
             raise ValueError(f"`specials` must be distinct; got {specials}.")
         counts: dict[str, int] = {}
-        for seq in sequences:
+        for n, seq in enumerate(sequences):
+            if isinstance(seq, (str, bytes)):
+                raise TypeError(
+                    f"`sequences` must hold lists of tokens; sequence {n} is a string ({seq[:30]!r}), which would "
+                    "count characters. Split it first, e.g. text.split()."
+                )
             for tok in seq:
                 counts[tok] = counts.get(tok, 0) + 1
         kept = sorted((k for k, c in counts.items() if c >= min_count and k not in specials), key=lambda k: (-counts[k], k))
@@ -120,6 +125,14 @@ class Vocab:
             raise KeyError(self.unknown_message(key)) from None
 
     def unknown_message(self, key: str) -> str:
+        if not isinstance(key, str):
+            return f"{key!r} is not in the vocabulary ({len(self)} items; keys are strings)."
+        if len(self) > 20_000:
+            # A scan of a large vocabulary per unknown key would make `key in kv`-style loops crawl:
+            # only other casings are offered.
+            close = [k for k in dict.fromkeys((key.lower(), key.capitalize(), key.title(), key.upper())) if k in self.key_to_index and k != key]
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            return f"{key!r} is not in the vocabulary ({len(self)} items).{hint}"
         low = key.lower().strip()
         # Names that contain the key ("beer" -> "canned beer") first, then near spellings.
         contains = [k for k in self.index_to_key if low and low in k.lower() and k != key]
