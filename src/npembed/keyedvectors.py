@@ -49,8 +49,8 @@ def _norm(v: np.ndarray) -> float:
 
 def _robust_norms(block: np.ndarray) -> np.ndarray:
     m = np.abs(block).max(axis=1) if block.shape[1] else np.zeros(block.shape[0])
-    scaled = np.divide(block, m[:, None], out=np.zeros_like(block), where=m[:, None] > 0)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # inf / inf: that row's norm comes out NaN, and is refused
+        scaled = np.divide(block, m[:, None], out=np.zeros_like(block), where=m[:, None] > 0)
         return m * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
 
 
