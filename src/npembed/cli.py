@@ -98,7 +98,8 @@ def _add_query(sub, name: str, help: str, min_count: int) -> None:
     p.add_argument("--model", default=DEFAULT_OUT, metavar="DIR", help=f"model folder (default ./{DEFAULT_OUT})")
     if name == "neighbors":
         p.add_argument("--vectors", default=None, metavar="FILE",
-                       help="query a word2vec/GloVe/fastText file instead of a model folder")
+                       help="query a word2vec/GloVe/fastText file (or an npembed vector folder) instead of a model folder")
+        _add_reading_options(p)
     p.add_argument("--topn", type=int, default=10, help="how many items to print (default 10)")
     p.add_argument("--min-count", type=int, default=min_count,
                    help=f"only show items seen in at least this many training baskets (default {min_count})")
@@ -248,53 +249,89 @@ def _check_topn(args) -> None:
         raise ValueError(f"--min-count must be >= 0; got {args.min_count}.")
 
 
+def _add_reading_options(p) -> None:
+    """How to read a vector file (as load_vectors); a folder written with --to npembed needs none."""
+    g = p.add_argument_group("reading the vector file")
+    g.add_argument("--format", default="auto", choices=["auto", "word2vec", "word2vec-binary", "glove", "fasttext"],
+                   help="input format (default: detected from the bytes)")
+    g.add_argument("--encoding", default="utf-8", help="encoding of the keys (default utf-8)")
+    g.add_argument("--unicode-errors", default="strict", choices=["strict", "ignore", "replace"],
+                   help="what to do with keys that are not valid in the encoding (default strict: an error)")
+    g.add_argument("--limit", type=int, default=None, metavar="N", help="read only the first N vectors")
+
+
 def _add_vectors_commands(sub) -> None:
-    fmt_help = "input format (default: detected)"
     p = sub.add_parser("convert", help="convert a vector file to another format", formatter_class=_Formatter,
-                       description="Convert between word2vec text, word2vec binary and GloVe text (fastText .vec = word2vec text).")
+                       description="Convert between word2vec text, word2vec binary, GloVe text (fastText .vec = word2vec "
+                       "text) and npembed's folder (memory-mappable). OUT ending in .gz is written gzip-compressed.")
     p.add_argument("input", metavar="IN")
     p.add_argument("output", metavar="OUT")
-    p.add_argument("--to", required=True, choices=["word2vec", "word2vec-binary", "glove", "fasttext"], help="output format")
-    p.add_argument("--format", default="auto", choices=["auto", "word2vec", "word2vec-binary", "glove", "fasttext"], help=fmt_help)
+    p.add_argument("--to", required=True, choices=["word2vec", "word2vec-binary", "glove", "fasttext", "npembed"],
+                   help="output format")
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("analogy", help="a is to b as c is to ?", formatter_class=_Formatter,
-                       description="Answer 'a is to b as c is to ?' by 3CosAdd: nearest to b - a + c.")
-    p.add_argument("--vectors", required=True, metavar="FILE")
+                       description="Answer 'a is to b as c is to ?' by 3CosAdd (nearest to b - a + c) or 3CosMul.")
+    p.add_argument("--vectors", required=True, metavar="FILE", help="a vector file, or a folder written with --to npembed")
     p.add_argument("--topn", type=int, default=5)
+    p.add_argument("--cosmul", action="store_true", help="3CosMul (Levy and Goldberg, 2014) instead of 3CosAdd")
     p.add_argument("words", nargs=3, metavar="WORD")
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_analogy)
     p = sub.add_parser("evaluate", help="word-analogy accuracy and word-pair correlations of a vector file",
                        formatter_class=_Formatter)
-    p.add_argument("--vectors", required=True, metavar="FILE")
+    p.add_argument("--vectors", required=True, metavar="FILE", help="a vector file, or a folder written with --to npembed")
     p.add_argument("--analogies", metavar="FILE", help="questions-words.txt format")
     p.add_argument("--pairs", metavar="FILE", action="append", help="word<TAB>word<TAB>score lines (repeatable)")
     p.add_argument("--restrict-vocab", type=int, default=300_000, help="use the first N keys (default 300000)")
+    p.add_argument("--case-sensitive", action="store_true", help="do not fold case when matching words (default: fold)")
+    p.add_argument("--dummy4unknown", action="store_true",
+                   help="count questions/pairs with unknown words (as wrong / similarity 0) instead of skipping them")
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
-def _keyed(path: str):
+def _keyed(args):
+    """The KeyedVectors of --vectors: an npembed folder (memory-mapped) or a vector file."""
     from .keyedvectors import KeyedVectors
 
-    return KeyedVectors.load(path)
+    path = args.vectors
+    if os.path.isdir(path):
+        if (args.format, args.limit) != ("auto", None):
+            raise ValueError("--format and --limit apply to vector files; this is a folder (read as written).")
+        return KeyedVectors.load_folder(path)
+    return KeyedVectors.load(path, args.format, limit=args.limit, encoding=args.encoding,
+                             unicode_errors=args.unicode_errors)
 
 
 def _cmd_convert(args) -> int:
+    from .keyedvectors import KeyedVectors
     from .vectors_io import load_vectors, save_vectors
 
-    vf = load_vectors(args.input, args.format)
-    to = "word2vec" if args.to == "fasttext" else args.to
-    save_vectors(args.output, vf.keys, vf.vectors, to)
-    print(f"{len(vf.keys)} vectors of dimension {vf.vectors.shape[1]}: {vf.format} -> {args.to}, written to {args.output}")
+    if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(args.input, args.output):
+        raise ValueError("IN and OUT are the same file; write the converted vectors somewhere else.")
+    if os.path.isdir(args.input):
+        args.vectors = args.input
+        kv, source = _keyed(args), "npembed"
+    else:
+        vf = load_vectors(args.input, args.format, limit=args.limit, encoding=args.encoding, unicode_errors=args.unicode_errors)
+        kv, source = KeyedVectors(vf.keys, vf.vectors, vf.counts), vf.format
+    if args.to == "npembed":
+        kv.save(args.output, format="npembed")
+    else:
+        save_vectors(args.output, kv.index_to_key, kv.vectors, "word2vec" if args.to == "fasttext" else args.to)
+    print(f"{len(kv)} vectors of dimension {kv.vector_size}: {source} -> {args.to}, written to {args.output}")
     return 0
 
 
 def _cmd_analogy(args) -> int:
     if args.topn < 0:
         raise ValueError(f"--topn must be >= 0; got {args.topn}.")
-    kv = _keyed(args.vectors)
+    kv = _keyed(args)
     a, b, c = args.words
+    query = kv.most_similar_cosmul if args.cosmul else kv.most_similar
     print(f"{a} : {b} :: {c} : ?")
-    for key, score in kv.most_similar(positive=[b, c], negative=[a], topn=args.topn):
+    for key, score in query(positive=[b, c], negative=[a], topn=args.topn):
         print(f"  {score:7.4f}  {key}")
     return 0
 
@@ -304,16 +341,20 @@ def _cmd_evaluate(args) -> int:
         raise ValueError("pass --analogies FILE and/or --pairs FILE.")
     if args.restrict_vocab <= 0:
         raise ValueError(f"--restrict-vocab must be > 0; got {args.restrict_vocab}.")
-    kv = _keyed(args.vectors)
+    kv = _keyed(args)
+    opts = dict(restrict_vocab=args.restrict_vocab, case_insensitive=not args.case_sensitive, dummy4unknown=args.dummy4unknown)
     if args.analogies:
-        score, sections = kv.evaluate_word_analogies(args.analogies, restrict_vocab=args.restrict_vocab)
+        score, sections = kv.evaluate_word_analogies(args.analogies, **opts)
         print(f"analogies ({args.analogies}):")
         for s in sections:
             n = len(s["correct"]) + len(s["incorrect"])
             acc = f"{len(s['correct']) / n:.4f}" if n else "n/a"
             print(f"  {s['section']:<32}{acc:>8}  ({len(s['correct'])}/{n})")
+        skipped = sections[-1].get("skipped", 0)
+        print(f"  {skipped} questions skipped: a word outside the first {args.restrict_vocab} keys"
+              + ("" if args.dummy4unknown else " (--dummy4unknown counts them as wrong)"))
     for path in args.pairs or []:
-        r = kv.evaluate_word_pairs(path, restrict_vocab=args.restrict_vocab)
+        r = kv.evaluate_word_pairs(path, **opts)
         print(f"pairs {path}: pearson {r['pearson']:.4f}, spearman {r['spearman']:.4f}, "
               f"out of vocabulary {r['oov_ratio']:.1f}% ({r['pairs']} pairs used)")
     return 0
@@ -322,7 +363,9 @@ def _cmd_evaluate(args) -> int:
 def _cmd_neighbors(args) -> int:
     _check_topn(args)
     if args.vectors is not None:
-        kv = _keyed(args.vectors)
+        if args.model != DEFAULT_OUT or args.min_count != 5:
+            raise ValueError("--vectors queries a vector file: --model and --min-count apply to model folders only.")
+        kv = _keyed(args)
         for k in args.keys:
             kv.get_index(k)
         for i, k in enumerate(args.keys):
@@ -375,10 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FormatError, ValueError, TypeError, IndexError, OSError, FloatingPointError) as exc:
         print(f"npembed: error: {exc}", file=sys.stderr)
     except MemoryError:
-        print(
-            "npembed: error: not enough memory for this run; try a smaller --dim or --batch-size.",
-            file=sys.stderr,
-        )
+        hint = "try a smaller --dim or --batch-size" if args.command == "train" else "try --limit N to read fewer vectors"
+        print(f"npembed: error: not enough memory for this; {hint}.", file=sys.stderr)
     except KeyboardInterrupt:
         print("npembed: interrupted.", file=sys.stderr)
         return 130

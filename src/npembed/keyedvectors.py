@@ -62,6 +62,20 @@ def _check_restrict(restrict_vocab) -> int | None:
     return int(restrict_vocab)
 
 
+def _text_lines(path):
+    """``(line number, line)`` of a UTF-8 text file, with a FormatError naming the line of any
+    byte that is not UTF-8."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"file not found: {path}")
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                yield line_no, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise FormatError(f"not valid UTF-8 ({exc.reason} at byte {exc.start} of the line).", path, line_no) from None
+
+
 def _check_topn(topn) -> int:
     if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
         raise ValueError(f"`topn` must be a non-negative integer, or None for every score; got {topn!r}.")
@@ -125,7 +139,10 @@ class KeyedVectors:
 
     @classmethod
     def load(cls, path: str | os.PathLike, format: str = "auto", **kwargs) -> "KeyedVectors":
-        """Read a word2vec / GloVe / fastText file (see :func:`npembed.load_vectors`)."""
+        """Read a word2vec / GloVe / fastText file (see :func:`npembed.load_vectors`), or an
+        npembed vector folder (then the same as :meth:`load_folder`)."""
+        if os.path.isdir(path) and format in ("auto", "npembed"):
+            return cls.load_folder(path, **kwargs)
         vf = load_vectors(path, format, **kwargs)
         return cls(vf.keys, vf.vectors, vf.counts)
 
@@ -133,6 +150,9 @@ class KeyedVectors:
         """Write as ``"npembed"`` (a folder: ``vectors.npy``, ``vocab.json``, ``meta.json``; counts
         are in ``vocab.json``), or word2vec text / binary / GloVe (see :func:`npembed.save_vectors`;
         ``counts_file`` also writes the counts as ``key count`` lines). Atomic either way."""
+        if format not in ("npembed", "word2vec", "word2vec-binary", "glove", "fasttext"):
+            raise ValueError(f"`format` must be 'npembed', 'word2vec', 'word2vec-binary', 'glove' or 'fasttext'; got {format!r}.")
+        format = "word2vec" if format == "fasttext" else format
         if format == "npembed":
             if counts_file is not None:
                 raise ValueError("the npembed folder keeps counts in vocab.json; `counts_file` is for the text and binary formats.")
@@ -460,46 +480,49 @@ class KeyedVectors:
 
         Only the first ``restrict_vocab`` keys are used; a question with any other word counts as
         out of vocabulary (skipped, or wrong with ``dummy4unknown``). Returns the total accuracy
-        and one dict per section (``section``, ``correct``, ``incorrect``) plus "Total accuracy".
+        and one dict per section (``section``, ``correct``, ``incorrect``) plus "Total accuracy",
+        which also has ``skipped`` (questions left out as out of vocabulary).
         """
         ok_vocab = self._ok_vocab(restrict_vocab, case_insensitive)
         sections: list[dict] = []
         section = None
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if line.startswith(": "):
-                    if section:
-                        sections.append(section)
-                    section = {"section": line.lstrip(": ").strip(), "correct": [], "incorrect": []}
-                    continue
-                if section is None:
-                    raise FormatError("missing section header (': name') before the first question.", os.fspath(path), line_no)
-                words = line.split()
-                if len(words) != 4:
-                    continue
-                a, b, c, expected = [w.upper() for w in words] if case_insensitive else words
-                if any(w not in ok_vocab for w in (a, b, c, expected)):
-                    if dummy4unknown:
-                        section["incorrect"].append((a, b, c, expected))
-                    continue
-                ia, ib, ic = ok_vocab[a], ok_vocab[b], ok_vocab[c]
-                units = [self._unit(self.vectors[i]) for i in (ib, ic, ia)]
-                mean = (units[0] + units[1] - units[2]) / 3.0
-                n = np.linalg.norm(mean)
-                sims = self._cosines(mean / n if n > 0 else mean, restrict_vocab)
-                sims[[ia, ib, ic]] = -np.inf
-                predicted = None
-                for i in topk(sims, 5):
-                    cand = self.index_to_key[i].upper() if case_insensitive else self.index_to_key[i]
-                    if cand in ok_vocab and cand not in (a, b, c):
-                        predicted = cand
-                        break
-                (section["correct"] if predicted == expected else section["incorrect"]).append((a, b, c, expected))
+        skipped = 0
+        for line_no, line in _text_lines(path):
+            if line.startswith(": "):
+                if section:
+                    sections.append(section)
+                section = {"section": line.lstrip(": ").strip(), "correct": [], "incorrect": []}
+                continue
+            if section is None:
+                raise FormatError("missing section header (': name') before the first question.", os.fspath(path), line_no)
+            words = line.split()
+            if len(words) != 4:
+                continue
+            a, b, c, expected = [w.upper() for w in words] if case_insensitive else words
+            if any(w not in ok_vocab for w in (a, b, c, expected)):
+                if dummy4unknown:
+                    section["incorrect"].append((a, b, c, expected))
+                else:
+                    skipped += 1
+                continue
+            ia, ib, ic = ok_vocab[a], ok_vocab[b], ok_vocab[c]
+            units = [self._unit(self.vectors[i]) for i in (ib, ic, ia)]
+            mean = (units[0] + units[1] - units[2]) / 3.0
+            n = np.linalg.norm(mean)
+            sims = self._cosines(mean / n if n > 0 else mean, restrict_vocab)
+            sims[[ia, ib, ic]] = -np.inf
+            predicted = None
+            for i in topk(sims, 5):
+                cand = self.index_to_key[i].upper() if case_insensitive else self.index_to_key[i]
+                if cand in ok_vocab and cand not in (a, b, c):
+                    predicted = cand
+                    break
+            (section["correct"] if predicted == expected else section["incorrect"]).append((a, b, c, expected))
         if section:
             sections.append(section)
         correct = [q for s in sections for q in s["correct"]]
         incorrect = [q for s in sections for q in s["incorrect"]]
-        total = {"section": "Total accuracy", "correct": correct, "incorrect": incorrect}
+        total = {"section": "Total accuracy", "correct": correct, "incorrect": incorrect, "skipped": skipped}
         sections.append(total)
         n = len(correct) + len(incorrect)
         return (len(correct) / n if n else 0.0), sections
@@ -517,27 +540,33 @@ class KeyedVectors:
         vocabulary (percent), as gensim computes them. p-values are not computed."""
         ok_vocab = self._ok_vocab(restrict_vocab, case_insensitive)
         gold, model = [], []
-        oov = 0
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line or line.startswith("#"):
-                    continue
-                parts = line.split(delimiter)
-                if len(parts) != 3:
-                    continue
-                a, b = (p.upper() for p in parts[:2]) if case_insensitive else parts[:2]
-                try:
-                    sim = float(parts[2])
-                except ValueError:
-                    continue
-                if a not in ok_vocab or b not in ok_vocab:
-                    oov += 1
-                    if dummy4unknown:
-                        gold.append(sim)
-                        model.append(0.0)
-                    continue
-                gold.append(sim)
-                model.append(float(np.dot(self._unit(self.vectors[ok_vocab[a]]), self._unit(self.vectors[ok_vocab[b]]))))
+        oov = parsed = 0
+        for line_no, line in _text_lines(path):
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(delimiter)
+            if len(parts) != 3:
+                continue
+            a, b = (p.upper() for p in parts[:2]) if case_insensitive else parts[:2]
+            try:
+                sim = float(parts[2])
+            except ValueError:
+                continue
+            if not np.isfinite(sim):
+                raise FormatError(f"the score of {parts[0]!r} and {parts[1]!r} is {parts[2].strip()!r}; scores must be finite.",
+                                  os.fspath(path), line_no)
+            parsed += 1
+            if a not in ok_vocab or b not in ok_vocab:
+                oov += 1
+                if dummy4unknown:
+                    gold.append(sim)
+                    model.append(0.0)
+                continue
+            gold.append(sim)
+            model.append(float(np.dot(self._unit(self.vectors[ok_vocab[a]]), self._unit(self.vectors[ok_vocab[b]]))))
+        if not parsed:
+            raise FormatError(f"no line has the form 'word1{delimiter!r}word2{delimiter!r}score'; is `delimiter` right?".replace("'\\t'", "<TAB>"),
+                              os.fspath(path))
         if not gold:
             raise ValueError(f"no pair of {os.fspath(path)} is in the vocabulary; nothing to correlate.")
         g, m = np.array(gold), np.array(model)
