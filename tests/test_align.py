@@ -60,3 +60,35 @@ def test_vocab_build_save_load(tmp_path):
 
     with pytest.raises(FormatError, match="bad.json: not a vocabulary file"):
         Vocab.load(tmp_path / "bad.json")
+
+
+def test_specials_are_not_missing_and_a_vector_file_is_accepted(tmp_path):
+    import npembed
+    from npembed import Vocab, align_vectors
+
+    vocab = Vocab.build([["cat", "dog", "cat", "emu"]], specials=["<pad>", "<unk>"])
+    assert vocab.index_to_key == ["<pad>", "<unk>", "cat", "dog", "emu"] and vocab.specials == ["<pad>", "<unk>"]
+    vocab.save(tmp_path / "v.json")
+    assert Vocab.load(tmp_path / "v.json").specials == ["<pad>", "<unk>"]
+    npembed.save_vectors(tmp_path / "f.txt", ["cat", "Dog", "<unk>"], np.arange(6, dtype=np.float32).reshape(3, 2))
+    emb, cov = align_vectors(npembed.load_vectors(tmp_path / "f.txt"), vocab, missing="zeros", padding_idx=0)
+    assert (cov.ids_found, cov.ids_total, cov.case_folded_hits, cov.missing) == (2, 3, 1, ["emu"])
+    assert emb.weight.data[1].tolist() == [0.0, 0.0]  # '<unk>' is a special: never taken from the file
+    with pytest.raises(ValueError, match=r"`specials` must be keys of the vocabulary; '<s>' is not"):
+        Vocab(["a"], specials=["<s>"])
+
+
+def test_align_errors_and_large_values():
+    from npembed import KeyedVectors, Vocab, align_vectors
+
+    empty = KeyedVectors([], np.zeros((0, 3), np.float32))
+    with pytest.raises(ValueError, match=r"the vectors hold no rows, so missing='random' has no statistics to draw on; use missing='zeros'"):
+        align_vectors(empty, Vocab(["a"]))
+    assert align_vectors(empty, Vocab(["a"]), missing="zeros")[1].ids_found == 0
+    with pytest.raises(TypeError, match=r"`vectors` must be a KeyedVectors \(or what load_vectors returns\); got dict"):
+        align_vectors({"a": [1.0]}, Vocab(["a"]))
+    big = KeyedVectors(["a", "b"], np.full((2, 2), 3e38, np.float32))
+    emb, _ = align_vectors(big, Vocab(["a", "c"]), missing="mean")
+    assert np.isfinite(emb.weight.data).all() and emb.weight.data[1, 0] == np.float32(3e38)
+    with pytest.raises(TypeError, match=r"sequence 0 is a string \('hello world'\), which would count characters"):
+        Vocab.build(["hello world"])

@@ -59,6 +59,8 @@ def align_vectors(
         dimension normal with that dimension's mean and standard deviation); or the mean vector.
     case_fold : bool
         A key not found as is is looked up case-insensitively (the file's first match wins).
+        The vocabulary's ``specials`` (``Vocab.build(..., specials=)``) are never looked up and
+        are left out of the coverage figures; their rows follow ``missing``.
     freeze_loaded : bool
         Loaded rows get no gradient (``freeze_rows``); the missing rows train.
     padding_idx : int, optional
@@ -66,10 +68,18 @@ def align_vectors(
     """
     if missing not in MISSING_RULES:
         raise ValueError(f"`missing` must be one of {MISSING_RULES}; got {missing!r}.")
+    if not isinstance(vectors, KeyedVectors):
+        if hasattr(vectors, "keys") and hasattr(vectors, "vectors"):  # what load_vectors returns
+            vectors = KeyedVectors(vectors.keys, vectors.vectors, getattr(vectors, "counts", None))
+        else:
+            raise TypeError(f"`vectors` must be a KeyedVectors (or what load_vectors returns); got {type(vectors).__name__}.")
     if not isinstance(vocab, Vocab):
         vocab = Vocab(list(vocab))
     if len(vocab) == 0:
         raise ValueError("`vocab` is empty: nothing to align.")
+    if len(vectors) == 0 and missing != "zeros":
+        raise ValueError(f"the vectors hold no rows, so missing={missing!r} has no statistics to draw on; use missing='zeros'.")
+    specials = set(vocab.specials)
     src = vectors.vectors
     folded: dict[str, int] = {}
     if case_fold:
@@ -78,13 +88,16 @@ def align_vectors(
     rows = np.full(len(vocab), -1, dtype=np.int64)
     case_hits = 0
     for i, key in enumerate(vocab.index_to_key):
+        if key in specials:
+            continue  # <pad>, <unk>, ...: not words a file could hold; given the missing rule's row
         j = vectors.key_to_index.get(key)
-        if j is None and case_fold:
+        if j is None and case_fold and isinstance(key, str):
             j = folded.get(key.lower())
             case_hits += j is not None
         if j is not None:
             rows[i] = j
     found = rows >= 0
+    is_special = np.array([k in specials for k in vocab.index_to_key], dtype=bool)
     d = src.shape[1]
     gen = as_generator(rng)
     table = np.empty((len(vocab), d), dtype=dtype)
@@ -94,18 +107,20 @@ def align_vectors(
         if missing == "zeros":
             table[~found] = 0
         elif missing == "mean":
-            table[~found] = src.mean(axis=0)
+            table[~found] = src.mean(axis=0, dtype=np.float64)
         else:
-            mu, sd = src.mean(axis=0), src.std(axis=0)
+            mu, sd = src.mean(axis=0, dtype=np.float64), src.std(axis=0, dtype=np.float64)
             table[~found] = mu + sd * gen.standard_normal((n_missing, d))
     counts = vocab.counts
     token_cov = float(counts[found].sum() / counts.sum()) if counts.sum() > 0 else None
+    words = ~is_special
     emb = Embedding.from_pretrained(table, freeze=False, padding_idx=padding_idx, dtype=dtype)
     if padding_idx is not None:
         emb.weight.data[emb.padding_idx] = 0
     if freeze_loaded and found.any():
         emb.freeze_rows(np.flatnonzero(found))
-    report = Coverage(
-        int(found.sum()), len(vocab), int(case_hits), token_cov, [vocab.index_to_key[i] for i in np.flatnonzero(~found)]
+    report = Coverage(  # specials are left out of the coverage: no file holds them
+        int(found.sum()), int(words.sum()), int(case_hits), token_cov,
+        [vocab.index_to_key[i] for i in np.flatnonzero(~found & words)],
     )
     return emb, report

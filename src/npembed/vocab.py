@@ -21,7 +21,7 @@ class Vocab:
         How often each key was seen (for baskets: in how many training baskets).
     """
 
-    def __init__(self, index_to_key: Sequence[str], counts: Sequence[int] | None = None):
+    def __init__(self, index_to_key: Sequence[str], counts: Sequence[int] | None = None, specials: Sequence[str] = ()):
         self.index_to_key = list(index_to_key)
         self.key_to_index = {k: i for i, k in enumerate(self.index_to_key)}
         if len(self.key_to_index) != len(self.index_to_key):
@@ -33,6 +33,10 @@ class Vocab:
         self.counts = np.asarray(counts, dtype=np.int64)
         if self.counts.shape != (len(self.index_to_key),):
             raise ValueError(f"`counts` must have one entry per key ({len(self.index_to_key)}); got {self.counts.shape}.")
+        self.specials = list(specials)  # tokens such as <pad>, <unk>: part of the vocabulary, not of any data
+        unknown = [k for k in self.specials if k not in self.key_to_index]
+        if unknown:
+            raise ValueError(f"`specials` must be keys of the vocabulary; {unknown[0]!r} is not.")
 
     @classmethod
     def from_baskets(cls, baskets: Iterable[Sequence[str]]) -> "Vocab":
@@ -82,7 +86,7 @@ class Vocab:
                 "lower min_count or raise max_size."
             )
         keys = specials + kept
-        return cls(keys, [0] * len(specials) + [counts[k] for k in kept])
+        return cls(keys, [0] * len(specials) + [counts[k] for k in kept], specials=specials)
 
     def save(self, path) -> None:
         """Write the vocabulary as JSON, atomically."""
@@ -143,11 +147,14 @@ class Vocab:
         return f"{key!r} is not in the vocabulary ({len(self)} items).{hint}"
 
     def to_json(self) -> dict:
-        return {"index_to_key": self.index_to_key, "counts": self.counts.tolist()}
+        out = {"index_to_key": self.index_to_key, "counts": self.counts.tolist()}
+        if self.specials:
+            out["specials"] = self.specials
+        return out
 
     @classmethod
     def from_json(cls, obj: dict) -> "Vocab":
-        return cls(obj["index_to_key"], obj["counts"])
+        return cls(obj["index_to_key"], obj["counts"], obj.get("specials", ()))
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} keys)"
