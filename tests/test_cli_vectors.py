@@ -46,7 +46,7 @@ def test_refusals(small, capsys):
 def test_reading_options_reach_the_loader(shared_data, tmp_path, capsys):
     src = str(shared_data / "pretrained-vectors" / "pang_lee_polarity_fasttext.vec")
     assert main(["neighbors", "--vectors", src, "good"]) == 2
-    assert "the key is not valid utf-8" in capsys.readouterr().err
+    assert "pang_lee_polarity_fasttext.vec, line 150: the key is not valid utf-8" in capsys.readouterr().err
     assert main(["neighbors", "--vectors", src, "--unicode-errors", "replace", "--topn", "1", "good"]) == 0
     assert capsys.readouterr().out.startswith("nearest to good:")
     assert main(["convert", src, str(tmp_path / "few.txt"), "--to", "word2vec", "--limit", "5"]) == 0

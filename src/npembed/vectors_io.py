@@ -207,11 +207,11 @@ def _decode(b: bytes, encoding: str, errors: str, path: str, where: str) -> str:
     try:
         return b.decode(encoding, errors=errors)
     except UnicodeDecodeError as exc:
-        raise FormatError(
-            f"{where}: the key is not valid {encoding} ({exc.reason} at byte {exc.start}). "
-            "Pass unicode_errors='replace' or 'ignore' to read it anyway.",
-            path,
-        ) from None
+        msg = (f"the key is not valid {encoding} ({exc.reason} at byte {exc.start}). "
+               "Pass unicode_errors='replace' or 'ignore' (CLI: --unicode-errors) to read it anyway.")
+        if where.startswith("line "):  # "FILE, line N: ...", as every other text-file error
+            raise FormatError(msg, path, int(where[5:])) from None
+        raise FormatError(f"{where}: {msg}", path) from None
 
 
 def _check_distinct(keys: list, path: str, where) -> None:
