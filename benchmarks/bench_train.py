@@ -18,73 +18,19 @@ import time
 
 import numpy as np
 
-
-def torch_model(torch, V, d, seed):
-    torch.manual_seed(seed)
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = torch.nn.Embedding(V + 1, d, padding_idx=V, sparse=True)
-            self.out = torch.nn.Linear(d, V)
-
-        def forward(self, ctx):
-            mask = (ctx != V).unsqueeze(-1).to(torch.float32)
-            h = (self.emb(ctx) * mask).sum(1) / mask.sum(1).clamp(min=1)
-            return self.out(h)
-
-    return Net()
+from torch_model import NpembedTrainer, TorchTrainer, run_epochs
 
 
 def run_torch(torch, data, order, epochs, d, lr, bs, seed):
-    V = len(data.vocab)
-    net = torch_model(torch, V, d, seed)
-    opt_sparse = torch.optim.SparseAdam(list(net.emb.parameters()), lr=lr)
-    opt_dense = torch.optim.Adam(list(net.out.parameters()), lr=lr)
-    ctx_all = torch.from_numpy(data.train.contexts.astype(np.int64))
-    tgt_all = torch.from_numpy(data.train.targets)
-    lengths = data.train.lengths
-    n = len(order)
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        for start in range(0, n, bs):
-            rows = order[start : start + bs]
-            width = int(lengths[rows].max())
-            idx = torch.from_numpy(rows)
-            ctx = ctx_all[idx, :width]
-            tgt = tgt_all[idx]
-            opt_sparse.zero_grad()
-            opt_dense.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net(ctx), tgt)
-            loss.backward()
-            opt_sparse.step()
-            opt_dense.step()
-    seconds = time.perf_counter() - t0
-    from npembed.heldout import ranking_metrics
-
-    with torch.no_grad():
-        test = ranking_metrics(lambda c: net(torch.from_numpy(c.astype(np.int64))).numpy(), data.test)
-    return epochs * n / seconds, test
+    trainer = TorchTrainer(torch, data, d, lr, seed)
+    eps = run_epochs(trainer, order, epochs, bs)
+    return eps, trainer.test_metrics()
 
 
 def run_npembed(data, order, epochs, d, lr, bs, seed):
-    from npembed import Adam, BasketModel, SoftmaxCrossEntropy
-    from npembed.heldout import ranking_metrics
-
-    model = BasketModel(len(data.vocab), d, rng=seed)
-    opt = Adam(model.parameters(), lr=lr)
-    loss_fn = SoftmaxCrossEntropy()
-    n = len(order)
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        for start in range(0, n, bs):
-            ctx, tgt = data.train.batch(order[start : start + bs])
-            opt.zero_grad()
-            loss_fn(model(ctx), tgt)
-            model.backward(loss_fn.backward())
-            opt.step()
-    seconds = time.perf_counter() - t0
-    return epochs * n / seconds, ranking_metrics(model.forward, data.test)
+    trainer = NpembedTrainer(data, d, lr, seed)
+    eps = run_epochs(trainer, order, epochs, bs)
+    return eps, trainer.test_metrics()
 
 
 def main(argv=None) -> int:
@@ -94,14 +40,14 @@ def main(argv=None) -> int:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    import numba
     import torch
 
+    import npembed
     from npembed import load_recipes
     from npembed.train import prepare
 
     torch.set_num_threads(args.threads)
-    numba.set_num_threads(args.threads)
+    npembed.set_num_threads(args.threads)
     data = prepare(load_recipes())
     order = np.random.default_rng(1).permutation(len(data.train))
     # Warm up both (numba loads its cached kernels, torch its allocator) on a few batches.

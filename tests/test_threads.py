@@ -84,3 +84,13 @@ def test_cli_threads_option(capsys):
 
     assert main(["train", "--threads", "0", "--epochs", "1", "--out", "/nonexistent/x"]) == 2
     assert "--threads: the number of threads must be a positive integer or None (all cores); got 0." in capsys.readouterr().err
+
+
+def test_compile_command_reports_every_kernel(capsys):
+    from npembed.cli import main
+
+    assert main(["compile"]) == 0
+    out = capsys.readouterr().out
+    for name in ("gather_rows", "coalesce_rows", "adam_rows", "adagrad_rows", "momentum_rows", "bag kernels"):
+        assert name in out
+    assert "9 kernel groups ready in" in out

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Sequence
 
+import numpy as np
+
 from ._checks import FormatError
 
 log = logging.getLogger("npembed")
@@ -120,7 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_query(sub, "neighbors", "items nearest (cosine) to each ITEM", min_count=5)
     _add_vectors_commands(sub)
     _add_query(sub, "recommend", "items most likely to complete the basket ITEM...", min_count=1)
+    p = sub.add_parser("compile", formatter_class=_Formatter,
+                       help="compile every kernel now (or load it from the cache) and print the times",
+                       description="numba compiles npembed's kernels on first use and caches the machine code on disk, "
+                       "so only the first run after installing pays for it. Run this once after installing to pay it now; "
+                       "it prints the time per kernel (compile on a cold cache, load on a warm one).")
+    p.add_argument("--float64", action="store_true", help="also the float64 builds (float32 is the default dtype)")
+    p.set_defaults(func=_cmd_compile)
     return parser
+
+
+def _cmd_compile(args) -> int:
+    import numba
+
+    from .kernels.warmup import warm_up
+
+    t0 = time.perf_counter()
+    times = warm_up((np.float32, np.float64) if args.float64 else (np.float32,))
+    for name, sec in times:
+        print(f"  {name:<16}{sec:8.2f} s")
+    where = numba.config.CACHE_DIR or "__pycache__ beside the npembed package"
+    print(f"{len(times)} kernel groups ready in {time.perf_counter() - t0:.1f} s (cache: {where})")
+    return 0
 
 
 def _version() -> str:
