@@ -18,6 +18,32 @@ def test_gather_rows_matches_fancy_indexing(rng, path):
     np.testing.assert_array_equal(kernels.gather_rows(w, ids), w[ids])
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16])
+def test_gather_checked_gathers_copies_and_flags(rng, path, dtype):
+    w = rng.standard_normal((50, 7)).astype(np.float32)
+    ids = rng.integers(0, 50, size=333).astype(dtype)
+    out, flat = kernels.gather_checked(w, ids)
+    np.testing.assert_array_equal(out, w[ids])
+    assert flat.dtype == np.int64 and flat.tolist() == ids.tolist()
+    ids[5] = 50  # one past the end
+    assert kernels.gather_checked(w, ids) is None
+    if dtype != np.uint16:
+        ids[5] = -1
+        assert kernels.gather_checked(w, ids) is None
+
+
+def test_embedding_keeps_its_own_copy_of_the_ids(rng):
+    from npembed import Embedding
+
+    emb = Embedding(10, 3, rng=0)
+    ids = np.array([[1, 2], [3, 1]], dtype=np.int32)
+    emb(ids)
+    ids[:] = 9  # the caller reuses its buffer before backward
+    emb.backward(np.ones((2, 2, 3), np.float32))
+    assert emb.weight.grad.indices.tolist() == [1, 2, 3]
+    assert emb.weight.grad.values[0].tolist() == [2.0, 2.0, 2.0]
+
+
 def test_gather_rows_empty(rng, path):
     w = rng.standard_normal((5, 3)).astype(np.float32)
     assert kernels.gather_rows(w, np.empty(0, np.int64)).shape == (0, 3)

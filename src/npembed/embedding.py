@@ -8,7 +8,7 @@ import numpy as np
 
 from . import init as _init
 from ._checks import check_float_dtype, check_ids, check_positive_int
-from .kernels import gather_rows
+from .kernels import gather_checked, gather_rows
 from .parameter import Parameter, RowSparseGrad
 
 __all__ = ["Embedding", "as_generator"]
@@ -340,6 +340,22 @@ class Embedding:
 
     # ---- ids --------------------------------------------------------------------------------
 
+    def _fast_forward(self, ids: Any):
+        """The common case in one compiled pass: integer ids, all in range, no exact-mode sync,
+        no max_norm. Returns None to take the general path (which also raises the errors)."""
+        if self.invalid_ids != "raise" or self.max_norm is not None or self.weight._syncs:
+            return None
+        arr = ids if isinstance(ids, np.ndarray) else None
+        if arr is None or arr.dtype.kind not in "iu" or arr.dtype == np.uint64:
+            return None
+        res = gather_checked(self.weight.data, arr.reshape(-1))
+        if res is None:
+            return None  # an id out of range: the general path names it
+        out, flat = res
+        self._clip = None
+        self._ids, self._shape = flat, arr.shape
+        return out.reshape(arr.shape + (self.embedding_dim,))
+
     def _resolve_ids(self, ids: Any) -> np.ndarray:
         """Checked ids as int64 of the same shape; under invalid_ids="zero" an invalid id is -1."""
         if self.invalid_ids == "raise":
@@ -373,6 +389,9 @@ class Embedding:
     def forward(self, ids: Any) -> np.ndarray:
         """Look up ``ids`` of any shape; keeps them for :meth:`backward`."""
         self._ids = None  # a forward that fails leaves nothing for backward to reuse
+        fast = self._fast_forward(ids)
+        if fast is not None:
+            return fast
         resolved = self._resolve_ids(ids)
         flat = resolved.reshape(-1)
         if self.weight._syncs and flat.size:

@@ -18,6 +18,7 @@ from ._prefetch import distance, prefetch_row
 __all__ = [
     "PARALLEL_MIN_WORK",
     "gather_rows",
+    "gather_checked",
     "coalesce_rows",
     "id_groups",
     "masked_mean",
@@ -68,6 +69,39 @@ def _gather_rows(weight, ids, out):  # pragma: no cover - compiled
         r = ids[i]
         for j in range(d):
             out[i, j] = weight[r, j]
+
+
+@_dual
+def _gather_checked(weight, ids, out, ids_out, bad):  # pragma: no cover - compiled
+    # One pass: range check, a copy of the ids as int64 (kept for backward), and the gather.
+    n = ids.shape[0]
+    d = weight.shape[1]
+    rows = weight.shape[0]
+    ahead = distance(weight)
+    for i in nb.prange(n):
+        if i + ahead < n:
+            q = ids[i + ahead]
+            if q >= 0 and q < rows:
+                prefetch_row(weight, q)
+        r = np.int64(ids[i])
+        ids_out[i] = r
+        if r < 0 or r >= rows:
+            bad[0] = 1  # every writer writes the same value: no race on what is read
+            continue
+        for j in range(d):
+            out[i, j] = weight[r, j]
+
+
+def gather_checked(weight: np.ndarray, ids: np.ndarray):
+    """``(weight[ids], ids as int64)`` for 1-D integer ``ids``, or ``None`` if any id is outside
+    ``[0, len(weight))`` (the caller then reports which); one pass over the ids."""
+    n = ids.shape[0]
+    out = np.empty((n, weight.shape[1]), dtype=weight.dtype)
+    ids_out = np.empty(n, dtype=np.int64)
+    bad = np.zeros(1, dtype=np.uint8)
+    if n:
+        _gather_checked(out.size, weight, np.ascontiguousarray(ids), out, ids_out, bad)
+    return None if bad[0] else (out, ids_out)
 
 
 def gather_rows(weight: np.ndarray, ids: np.ndarray) -> np.ndarray:
