@@ -64,7 +64,7 @@ def _gather_rows(weight, ids, out):  # pragma: no cover - compiled
     d = weight.shape[1]
     ahead = distance(weight)
     for i in nb.prange(n):
-        if i + ahead < n:
+        if ahead and i + ahead < n:
             prefetch_row(weight, ids[i + ahead])
         r = ids[i]
         for j in range(d):
@@ -79,7 +79,7 @@ def _gather_checked(weight, ids, out, ids_out, bad):  # pragma: no cover - compi
     rows = weight.shape[0]
     ahead = distance(weight)
     for i in nb.prange(n):
-        if i + ahead < n:
+        if ahead and i + ahead < n:
             q = ids[i + ahead]
             if q >= 0 and q < rows:
                 prefetch_row(weight, q)
@@ -200,7 +200,7 @@ def _sum_groups(rows, starts, sorted_pos, out):  # pragma: no cover - compiled
         for j in range(d):
             out[u, j] = rows[s0, j]
         for t in range(starts[u] + 1, starts[u + 1]):
-            if t + ahead < m:
+            if ahead and t + ahead < m:
                 prefetch_row(rows, sorted_pos[t + ahead])
             src = sorted_pos[t]
             for j in range(d):
@@ -300,7 +300,7 @@ def _sgd_rows(weight, idx, rows, lr, scale):  # pragma: no cover - compiled
     n = idx.shape[0]
     ahead = distance(weight)
     for i in nb.prange(n):
-        if i + ahead < n:
+        if ahead and i + ahead < n:
             prefetch_row(weight, idx[i + ahead])
         r = idx[i]
         step = lr * scale[i] if scaled else lr
@@ -326,7 +326,7 @@ def _adam_rows(weight, m, v, idx, rows, beta1, beta2, eps, step_size, scale):  #
     n = idx.shape[0]
     ahead = distance(weight)
     for i in nb.prange(n):
-        if i + ahead < n:
+        if ahead and i + ahead < n:
             q = idx[i + ahead]
             prefetch_row(weight, q)
             prefetch_row(m, q)
@@ -372,7 +372,7 @@ def _adagrad_rows(weight, acc, idx, rows, clr, eps, wd, rowwise, scale):  # prag
     n = idx.shape[0]
     ahead = distance(weight)
     for i in nb.prange(n):
-        if i + ahead < n:
+        if ahead and i + ahead < n:
             q = idx[i + ahead]
             prefetch_row(weight, q)
             if not rowwise:
@@ -418,7 +418,7 @@ def _momentum_rows(weight, buf, idx, rows, lr, momentum, dampening, wd, nesterov
     ahead = distance(weight)
     one = weight.dtype.type(1.0)
     for i in nb.prange(n):
-        if i + ahead < n:
+        if ahead and i + ahead < n:
             q = idx[i + ahead]
             prefetch_row(weight, q)
             prefetch_row(buf, q)

@@ -30,7 +30,7 @@ def _bag_forward(weight, ids, offsets, psw, mode, skip, empty_value, out, arg, w
         c = 0
         acc = 0.0
         for i in range(lo, hi):
-            if i + ahead < n and ids[i + ahead] >= 0:
+            if ahead and i + ahead < n and ids[i + ahead] >= 0:
                 prefetch_row(weight, ids[i + ahead])
             r = ids[i]
             if r == skip or r < 0:
