@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ._checks import check_positive_float
-from .kernels import adagrad_rows, adam_rows, momentum_rows, sgd_rows
+from .kernels import adagrad_rows, adam_replay, adam_rows, momentum_rows, sgd_rows
 from .parameter import Parameter, RowSparseGrad
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW", "SPARSE_MODES"]
@@ -201,7 +201,9 @@ class Optimizer(ABC):
             frozen = p.row_frozen[cand]
             last[cand[frozen]] = upto
             cand = cand[~frozen]
-        if cand.size:
+        if cand.size and self._replay(p, s, cand, upto):
+            last[cand] = upto
+        elif cand.size:
             cand = cand[np.argsort(last[cand], kind="stable")]
             sc = p.row_lr_scale[cand] if p.row_lr_scale is not None else None
             starts = last[cand]
@@ -215,6 +217,11 @@ class Optimizer(ABC):
             last[cand] = upto
         if rows is None and upto == s["step"]:
             self._all_current(s, upto)
+
+    def _replay(self, p, s, rows, upto: int) -> bool:
+        """A compiled replay of the idle steps of ``rows`` up to ``upto``; False: none, use the
+        generic one (a loop over steps, vectorised over rows)."""
+        return False
 
     def catch_up(self) -> None:
         """Exact mode: bring every idle row up to the current step (lazy mode: nothing to do)."""
@@ -513,6 +520,14 @@ class Adam(Optimizer):
         denom /= dt(math.sqrt(1.0 - b2**t))
         denom += dt(self.eps)
         w -= dt(lr / (1.0 - b1**t)) * (m / denom)
+
+    def _replay(self, p, s, rows, upto):
+        if p.data.ndim != 2:
+            return False
+        sc = p.row_lr_scale[rows] if p.row_lr_scale is not None else None
+        adam_replay(p.data, s["exp_avg"], s["exp_avg_sq"], rows, s["last"], upto, s["lrs"], s["lr_offset"], sc,
+                    self.betas, self.eps, self.weight_decay, self.decoupled)
+        return True
 
     def _lazy_rows(self, p, grad, s, t):
         b1, b2 = self.betas

@@ -25,6 +25,7 @@ __all__ = [
     "masked_mean_backward",
     "sgd_rows",
     "adam_rows",
+    "adam_replay",
     "adagrad_rows",
     "momentum_rows",
     "ordered_pairs",
@@ -442,6 +443,62 @@ def momentum_rows(weight, buf, idx, rows, lr, momentum, dampening, weight_decay,
         t = weight.dtype.type
         _momentum_rows(rows.size, weight, buf, idx, rows, t(lr), t(momentum), t(dampening), t(weight_decay),
                        bool(nesterov), bool(first), _scale_arg(scale, weight.dtype))
+
+
+@_dual
+def _adam_replay(weight, m, v, rows, last, upto, lrs, offset, scale, bc1, bc2s, b1, c1, b2, c2, eps, wd, decoupled):  # pragma: no cover
+    # Each row replays, on its own, the zero-gradient dense Adam steps it missed, with the same
+    # float operations in the same order as Adam._update: the same bits as the Python replay.
+    d = weight.shape[1]
+    dt = weight.dtype.type
+    zero = dt(0.0)
+    scaled = scale.shape[0] > 0
+    for i in nb.prange(rows.shape[0]):
+        r = rows[i]
+        sc = scale[i] if scaled else 1.0
+        for k in range(last[r] + 1, upto + 1):
+            lr = lrs[k - 1 - offset] * sc
+            if decoupled:
+                keep = dt(1.0 - lr * wd)
+            step = dt(lr / bc1[k])
+            for j in range(d):
+                if decoupled:
+                    weight[r, j] *= keep
+                    g = zero
+                else:
+                    g = zero + dt(wd) * weight[r, j] if wd != 0.0 else zero
+                mj = m[r, j] * b1
+                mj = mj + c1 * g
+                vj = v[r, j] * b2
+                vj = vj + c2 * g * g
+                m[r, j] = mj
+                v[r, j] = vj
+                den = np.sqrt(vj)
+                den = den / bc2s[k]
+                den = den + eps
+                weight[r, j] -= step * (mj / den)
+
+
+def adam_replay(weight, m, v, rows, last, upto, lrs, offset, scale, betas, eps, weight_decay, decoupled) -> None:
+    """Exact-mode Adam: bring ``rows`` (unique) from step ``last[row]`` to ``upto`` with zero
+    gradients, as the dense rule would have. ``lrs[k - 1 - offset]`` is step k's learning rate."""
+    if not rows.shape[0]:
+        return
+    import math
+
+    t = weight.dtype.type
+    b1, b2 = betas
+    first = int(last[rows].min()) + 1
+    ks = range(first, upto + 1)
+    bc1 = np.zeros(upto + 1, dtype=np.float64)
+    bc2s = np.zeros(upto + 1, dtype=weight.dtype)
+    for k in ks:  # the per-step constants, computed as Adam._update computes them
+        bc1[k] = 1.0 - b1**k
+        bc2s[k] = t(math.sqrt(1.0 - b2**k))
+    work = int((upto - first + 1) * rows.shape[0] * weight.shape[1])
+    _adam_replay(work, weight, m, v, rows, last, np.int64(upto), np.asarray(lrs, dtype=np.float64), np.int64(offset),
+                 _scale_arg(scale, np.float64), bc1, bc2s, t(b1), t(1.0 - b1), t(b2), t(1.0 - b2), t(eps),
+                 float(weight_decay), bool(decoupled))
 
 
 @nb.njit(cache=True, nogil=True)
