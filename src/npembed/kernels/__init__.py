@@ -64,12 +64,18 @@ def _gather_rows(weight, ids, out):  # pragma: no cover - compiled
     n = ids.shape[0]
     d = weight.shape[1]
     ahead = distance(weight)
-    for i in nb.prange(n):
-        if ahead and i + ahead < n:
-            prefetch_row(weight, ids[i + ahead])
-        r = ids[i]
-        for j in range(d):
-            out[i, j] = weight[r, j]
+    if ahead == 0:  # two loops, not a test per row: the plain one compiles to the tighter code
+        for i in nb.prange(n):
+            r = ids[i]
+            for j in range(d):
+                out[i, j] = weight[r, j]
+    else:
+        for i in nb.prange(n):
+            if i + ahead < n:
+                prefetch_row(weight, ids[i + ahead])
+            r = ids[i]
+            for j in range(d):
+                out[i, j] = weight[r, j]
 
 
 @_dual
@@ -79,18 +85,28 @@ def _gather_checked(weight, ids, out, ids_out, bad):  # pragma: no cover - compi
     d = weight.shape[1]
     rows = weight.shape[0]
     ahead = distance(weight)
-    for i in nb.prange(n):
-        if ahead and i + ahead < n:
-            q = ids[i + ahead]
-            if q >= 0 and q < rows:
-                prefetch_row(weight, q)
-        r = np.int64(ids[i])
-        ids_out[i] = r
-        if r < 0 or r >= rows:
-            bad[0] = 1  # every writer writes the same value: no race on what is read
-            continue
-        for j in range(d):
-            out[i, j] = weight[r, j]
+    if ahead == 0:
+        for i in nb.prange(n):
+            r = np.int64(ids[i])
+            ids_out[i] = r
+            if r < 0 or r >= rows:
+                bad[0] = 1  # every writer writes the same value: no race on what is read
+                continue
+            for j in range(d):
+                out[i, j] = weight[r, j]
+    else:
+        for i in nb.prange(n):
+            if i + ahead < n:
+                q = np.int64(ids[i + ahead])
+                if q >= 0 and q < rows:
+                    prefetch_row(weight, q)
+            r = np.int64(ids[i])
+            ids_out[i] = r
+            if r < 0 or r >= rows:
+                bad[0] = 1
+                continue
+            for j in range(d):
+                out[i, j] = weight[r, j]
 
 
 def gather_checked(weight: np.ndarray, ids: np.ndarray):
