@@ -261,3 +261,20 @@ def test_compiled_adam_replay_gives_the_python_replays_bits(path, cls, kw, monke
     np.testing.assert_array_equal(w_c, w_p)
     for k in ("exp_avg", "exp_avg_sq", "last"):
         np.testing.assert_array_equal(s_c[k], s_p[k])
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_unweighted_bag_kernel_matches_the_general_one(rng, path, mode):
+    from npembed.kernels.bag import bag_forward
+
+    w = rng.standard_normal((30, 40)).astype(np.float32)  # rows of 160 bytes: the prefetching path
+    ids = rng.integers(0, 30, size=200)
+    ids[[3, 50, 51]] = 7  # the skipped (padding) id
+    ids[[10, 11]] = -1  # invalid ids under invalid_ids="zero"
+    offs = np.array([0, 0, 5, 50, 52, 120, 200])  # with an empty bag
+    plain = bag_forward(w, ids, offs, None, mode, 7, 0.5)
+    general = bag_forward(w, ids, offs, np.ones(200, np.float32), mode, 7, 0.5)
+    np.testing.assert_allclose(plain[0], general[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(plain[2], general[2])  # weight sums (the mean's counts)
+    np.testing.assert_array_equal(plain[3], general[3])
+    assert plain[0][0].tolist() == [0.5] * 40  # the empty bag
