@@ -278,3 +278,41 @@ def test_unweighted_bag_kernel_matches_the_general_one(rng, path, mode):
     np.testing.assert_array_equal(plain[2], general[2])  # weight sums (the mean's counts)
     np.testing.assert_array_equal(plain[3], general[3])
     assert plain[0][0].tolist() == [0.5] * 40  # the empty bag
+
+
+def test_sgd_scatter_adds_every_row_in_input_order(rng, path):
+    w = rng.standard_normal((20, 6)).astype(np.float32)
+    ids = rng.integers(-1, 20, size=300)  # -1: an invalid id looked up as zero, no gradient
+    rows = rng.standard_normal((300, 6)).astype(np.float32)
+    frozen = np.zeros(20, dtype=bool)
+    frozen[4] = True
+    scale = rng.choice([0.5, 1.0, 2.0], size=20).astype(np.float32)
+    ref = w.copy()
+    for i, r in enumerate(ids.tolist()):
+        if r >= 0 and r != 7 and not frozen[r]:
+            ref[r] -= np.float32(0.1) * scale[r] * rows[i]
+    got = w.copy()
+    kernels.sgd_scatter(got, ids, rows, 0.1, skip=7, frozen=frozen, lr_scale=scale)
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_plain_sgd_uses_the_scatter_and_matches_summing_first(rng):
+    """The fused path (rows added in order) and the summed gradient agree to rounding."""
+    import npembed
+
+    def run(fused):
+        emb = npembed.Embedding(50, 4, padding_idx=0, rng=0)
+        opt = npembed.SGD(emb.parameters(), lr=0.1)
+        r = np.random.default_rng(2)
+        for _ in range(5):
+            ids = r.integers(0, 50, size=(8, 6))
+            emb(ids)
+            emb.backward(r.standard_normal((8, 6, 4)).astype(np.float32))
+            if not fused:
+                emb.weight.grad.indices  # reading the gradient sums it first
+            assert (emb.weight.grad.raw_rows() is not None) == fused
+            opt.step()
+            opt.zero_grad()
+        return emb.weight.data
+
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-5, atol=1e-6)

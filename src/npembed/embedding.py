@@ -450,7 +450,11 @@ class Embedding:
         return None
 
     def _row_grad(self, flat: np.ndarray, rows: np.ndarray) -> RowSparseGrad:
-        """The table gradient from one gradient row per looked-up position (invalid ids are -1)."""
+        """The table gradient from one gradient row per looked-up position (invalid ids are -1,
+        already checked in forward): summed on first use, or added straight in by plain SGD."""
+        if not self.scale_grad_by_freq:
+            return RowSparseGrad._deferred(flat, rows, (self.num_embeddings, self.embedding_dim), -1, self._frozen,
+                                           self._lr_scale)
         valid = flat >= 0
         if not valid.all():  # invalid_ids="zero": those positions looked up nothing
             flat, rows = flat[valid], rows[valid]

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ._checks import check_positive_float
-from .kernels import adagrad_rows, adam_replay, adam_rows, momentum_rows, sgd_rows
+from .kernels import adagrad_rows, adam_replay, adam_rows, momentum_rows, sgd_rows, sgd_scatter
 from .parameter import Parameter, RowSparseGrad
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW", "SPARSE_MODES"]
@@ -367,7 +367,11 @@ class SGD(Optimizer):
 
     def _lazy_rows(self, p, grad, s, t):
         # fused kernels: one pass over the touched rows
-        if not self.momentum and not self.weight_decay:
+        raw = grad.raw_rows() if isinstance(grad, RowSparseGrad) else None
+        if not self.momentum and not self.weight_decay and raw is not None and p.data.ndim == 2:
+            ids, rows, skip, frozen, lr_scale = raw  # per-position rows: added straight in, in order
+            sgd_scatter(p.data, ids, rows, self.lr, skip, frozen, lr_scale)
+        elif not self.momentum and not self.weight_decay:
             sgd_rows(p.data, grad.indices, grad.values, self.lr, grad.scale)
         elif self.momentum and p.data.ndim == 2:
             momentum_rows(p.data, s["momentum_buffer"], grad.indices, grad.values, self.lr, self.momentum,

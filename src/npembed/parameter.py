@@ -7,8 +7,6 @@ embedding tables, where a step touches only a few rows of a large table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ._checks import check_ids
@@ -17,7 +15,6 @@ from .kernels import coalesce_rows
 __all__ = ["Parameter", "RowSparseGrad"]
 
 
-@dataclass(frozen=True)
 class RowSparseGrad:
     """Gradient of a ``(num_rows, dim)`` table that is zero outside a few rows.
 
@@ -35,23 +32,22 @@ class RowSparseGrad:
 
     Notes
     -----
-    Repeated ids are summed when the gradient is built (see :meth:`from_rows`), so an optimizer
-    sees each row once per step and adaptive updates are never applied twice.
+    Repeated ids are summed (see :meth:`from_rows`), so an optimizer sees each row once per step
+    and adaptive updates are never applied twice. A layer's backward may hand over its per-position
+    rows instead and let the summing happen on first use of ``indices`` / ``values``: plain SGD then
+    adds the rows straight into the table, in input order, in one pass (no sort, no summed copy).
     """
 
-    indices: np.ndarray
-    values: np.ndarray
-    shape: tuple[int, int]
-    scale: np.ndarray | None = None
+    __slots__ = ("_indices", "_values", "shape", "_scale", "_raw")
 
-    def __post_init__(self) -> None:
+    def __init__(self, indices, values, shape, scale=None) -> None:
         # Optimizers write to `indices` rows with compiled code: an index outside the table would
         # be an out-of-bounds write, and a negative one a silent wrap. Checked here, once.
-        shape = tuple(int(n) for n in self.shape)
+        shape = tuple(int(n) for n in shape)
         if len(shape) != 2 or min(shape) < 0:
-            raise ValueError(f"`shape` must be (num_rows, dim); got {self.shape}.")
-        idx = np.asarray(self.indices)
-        vals = np.asarray(self.values)
+            raise ValueError(f"`shape` must be (num_rows, dim); got {shape}.")
+        idx = np.asarray(indices)
+        vals = np.asarray(values)
         if idx.ndim != 1 or idx.dtype.kind not in "iu":
             raise TypeError(f"`indices` must be a 1-D integer array; got shape {idx.shape}, dtype {idx.dtype}.")
         if vals.shape != (idx.shape[0], shape[1]):
@@ -62,14 +58,57 @@ class RowSparseGrad:
                     f"`indices` must be sorted, unique and in [0, {shape[0]}); build the gradient with "
                     "RowSparseGrad.from_rows(ids, rows, shape), which sums repeated ids."
                 )
-        if self.scale is not None:
-            sc = np.ascontiguousarray(self.scale, dtype=np.float64)
-            if sc.shape != idx.shape:
-                raise ValueError(f"`scale` must have one entry per index ({idx.shape[0]}); got shape {sc.shape}.")
-            object.__setattr__(self, "scale", sc)
-        object.__setattr__(self, "indices", np.ascontiguousarray(idx, dtype=np.int64))
-        object.__setattr__(self, "values", np.ascontiguousarray(vals))
-        object.__setattr__(self, "shape", shape)
+        if scale is not None:
+            scale = np.ascontiguousarray(scale, dtype=np.float64)
+            if scale.shape != idx.shape:
+                raise ValueError(f"`scale` must have one entry per index ({idx.shape[0]}); got shape {scale.shape}.")
+        self._indices = np.ascontiguousarray(idx, dtype=np.int64)
+        self._values = np.ascontiguousarray(vals)
+        self.shape = shape
+        self._scale = scale
+        self._raw = None
+
+    @classmethod
+    def _deferred(cls, ids: np.ndarray, rows: np.ndarray, shape, skip: int, frozen, lr_scale) -> "RowSparseGrad":
+        """One row per position of checked 1-D int64 ``ids`` (negative ids and ``skip`` take no
+        part; nor do rows marked in ``frozen``): summed only when first read."""
+        obj = cls.__new__(cls)
+        obj.shape = (int(shape[0]), int(shape[1]))
+        obj._raw = (ids, np.ascontiguousarray(rows), int(skip), frozen, lr_scale)
+        obj._indices = obj._values = obj._scale = None
+        return obj
+
+    def _coalesce(self) -> None:
+        ids, rows, skip, frozen, lr_scale = self._raw
+        indices, values = coalesce_rows(ids, rows, skip, frozen, num_rows=self.shape[0])
+        self._indices, self._values = indices, values
+        self._scale = None if lr_scale is None else np.ascontiguousarray(lr_scale[indices], dtype=np.float64)
+        self._raw = None
+
+    @property
+    def indices(self) -> np.ndarray:
+        if self._raw is not None:
+            self._coalesce()
+        return self._indices
+
+    @property
+    def values(self) -> np.ndarray:
+        if self._raw is not None:
+            self._coalesce()
+        return self._values
+
+    @property
+    def scale(self) -> np.ndarray | None:
+        if self._raw is not None:
+            self._coalesce()
+        return self._scale
+
+    def raw_rows(self):
+        """``(ids, rows, skip, frozen, lr_scale)`` while the rows are not summed yet, else None."""
+        return self._raw
+
+    def __repr__(self) -> str:
+        return f"RowSparseGrad(shape={self.shape}, rows={len(self.indices)})"
 
     @classmethod
     def from_rows(
@@ -106,6 +145,7 @@ class RowSparseGrad:
             values /= counts[:, None].astype(values.dtype)
         scale = None if lr_scale is None else lr_scale[indices]
         return cls(indices, values, tuple(shape), scale)
+
 
     def __add__(self, other: "RowSparseGrad") -> "RowSparseGrad":
         if not isinstance(other, RowSparseGrad):

@@ -24,6 +24,7 @@ __all__ = [
     "masked_mean",
     "masked_mean_backward",
     "sgd_rows",
+    "sgd_scatter",
     "adam_rows",
     "adam_replay",
     "adagrad_rows",
@@ -333,6 +334,41 @@ def sgd_rows(weight: np.ndarray, idx: np.ndarray, rows: np.ndarray, lr: float, s
     """In place: ``weight[idx] -= lr * scale[:, None] * rows`` for unique ``idx`` (scale 1 if None)."""
     if idx.shape[0]:
         _sgd_rows(rows.size, weight, idx, rows, weight.dtype.type(lr), _scale_arg(scale, weight.dtype))
+
+
+@_dual
+def _sgd_scatter(weight, ids, rows, lr, skip, frozen, lr_scale, parts):  # pragma: no cover - compiled
+    # Each part owns the table rows r with r % parts == part and adds their gradient rows in input
+    # order: no two threads write one row, and each row's sum is in the same order at any count.
+    n = ids.shape[0]
+    d = weight.shape[1]
+    use_frozen = frozen.shape[0] > 0
+    scaled = lr_scale.shape[0] > 0
+    ahead = distance(weight)
+    for part in nb.prange(parts):
+        for i in range(n):
+            r = ids[i]
+            if r < 0 or r == skip or r % parts != part or (use_frozen and frozen[r]):
+                continue
+            if ahead and parts == 1 and i + ahead < n and ids[i + ahead] >= 0:
+                prefetch_row(weight, ids[i + ahead])
+            step = lr * lr_scale[r] if scaled else lr
+            for j in range(d):
+                weight[r, j] -= step * rows[i, j]
+
+
+def sgd_scatter(weight, ids, rows, lr: float, skip: int = -1, frozen=None, lr_scale=None) -> None:
+    """In place plain SGD straight from one gradient row per position: ``weight[ids[i]] -= lr *
+    lr_scale[ids[i]] * rows[i]`` for every ``i`` in order (negative ids, ``skip`` and rows marked in
+    ``frozen`` take no part). No sorting, no summed copy: one pass over the rows."""
+    if not ids.shape[0]:
+        return
+    work = rows.size
+    parts = nb.get_num_threads() if work >= PARALLEL_MIN_WORK else 1
+    t = weight.dtype.type
+    _sgd_scatter(work, weight, ids, rows, t(lr), np.int64(skip), _NO_MASK if frozen is None else frozen,
+                 np.zeros(0, dtype=weight.dtype) if lr_scale is None else np.ascontiguousarray(lr_scale, dtype=weight.dtype),
+                 np.int64(parts))
 
 
 @_dual
