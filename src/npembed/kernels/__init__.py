@@ -33,6 +33,33 @@ __all__ = [
 ]
 
 
+def _start_sleeping_workers() -> None:
+    """Start numba's worker threads with OpenMP's passive wait policy, unless the user chose one.
+
+    GNU OpenMP workers otherwise spin for a while after each parallel kernel, on the cores that the
+    next BLAS call (or PyTorch, in the same process) needs: measured on 2 cores, a step of the
+    main job ran 8x slower, and small parallel kernels sometimes waited a whole scheduler slice
+    (8 ms). Sleeping workers cost a wake-up (microseconds) instead. The policy is read once, when
+    the OpenMP library loads: it is set for that moment only and the environment is restored, so
+    libraries loaded later see the user's own settings.
+    """
+    import os
+
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()
+    except Exception:  # no threading layer here: the kernels run serially anyway  # noqa: BLE001
+        return
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
+_start_sleeping_workers()
+
 # Below this many elements of work a kernel runs on the calling thread: waking worker threads
 # costs more than it saves, and idle OpenMP workers that spin-wait steal the core BLAS needs next
 # (measured on 2 cores: a training step of the main job ran 8x slower with parallel small kernels).
