@@ -135,3 +135,45 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path):
     live.write_text("busy")
     save_vectors(tmp_path / "v.txt", ["a"], np.ones((1, 2)))
     assert not stale.exists() and live.exists()
+
+
+def test_control_characters_in_text_keys_and_printable_binary(tmp_path):
+    p = _w(tmp_path, "c.vec", b"3 3\ncat 0.5 1.2 3.1\nd\x7fog 1.0 2.0 0.2\nemu 0.1 0.9 0.8\n")
+    vf = load_vectors(p)
+    assert vf.format == "word2vec" and vf.keys == ["cat", "d\x7fog", "emu"]
+    keys = ["a\x0bb", "c\x00d"]
+    save_vectors(tmp_path / "k.vec", keys, np.ones((2, 3), np.float32))
+    assert load_vectors(tmp_path / "k.vec").keys == keys
+    # a one-record binary file whose float bytes are all printable is still read as binary
+    v = np.array([[-0.16070081, 0.10847852, 0.3912, 0.28412428]], np.float32)
+    save_vectors(tmp_path / "r.bin", ["word"], v, "word2vec-binary")
+    assert np.array_equal(load_vectors(tmp_path / "r.bin").vectors, v)
+    # and where a tiny file is ambiguous, the text reader's error says how to read it as binary
+    amb = _w(tmp_path, "amb.vec", b"1 2\nw0 0.166984\n")
+    with pytest.raises(FormatError, match=r"line 2: expected a key and 2 values; got 1 values. If this is a word2vec binary file, pass format='word2vec-binary'"):
+        load_vectors(amb)
+
+
+def test_gzip_header_names_the_target_and_counts_files_never_replace_the_vectors(tmp_path):
+    save_vectors(tmp_path / "out.txt.gz", ["a"], np.ones((1, 2)))
+    with gzip.open(tmp_path / "out.txt.gz") as fh:
+        assert fh.read().startswith(b"1 2\n")
+    raw = (tmp_path / "out.txt.gz").read_bytes()
+    assert b"out.txt\x00" in raw[:40] and b"tmp" not in raw[:40]  # FNAME field: the target's name
+    (tmp_path / "v.vec").write_text("2 1\na 1\nb 2\n")
+    os.symlink(tmp_path / "v.vec", tmp_path / "c.link")
+    with pytest.raises(ValueError, match="`counts_file` must differ from the vectors' path"):
+        save_vectors(tmp_path / "v.vec", ["a", "b"], np.ones((2, 1)), counts=[1, 2], counts_file=tmp_path / "c.link")
+    assert (tmp_path / "v.vec").read_text() == "2 1\na 1\nb 2\n"
+
+
+def test_counts_files_as_gensim_accepts_them_and_odd_temporary_names(tmp_path):
+    v = _w(tmp_path, "v.vec", "2 1\na 1\nb 2\n")
+    c = _w(tmp_path, "c.txt", b"\xef\xbb\xbfa\t5 \nb 7\t\n")  # BOM, a tab, trailing blanks
+    assert load_vectors(v, counts_file=c).counts.tolist() == [5, 7]
+    (tmp_path / ".x.vec.tmp-99999999999999999999-a").write_text("not ours to judge")
+    (tmp_path / ".x.vec.tmp-\u00b2-x").write_text("nor this")
+    save_vectors(tmp_path / "x.vec", ["a"], np.ones((1, 2)))  # no crash on odd names; they stay
+    assert (tmp_path / ".x.vec.tmp-99999999999999999999-a").exists()
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*nodir/x.vec: the folder .*nodir does not exist"):
+        save_vectors(tmp_path / "nodir" / "x.vec", ["a"], np.ones((1, 2)))

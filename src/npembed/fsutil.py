@@ -77,7 +77,7 @@ def _remove_stale_temporaries(parent: str, name: str) -> None:
         for kind in (f".{name}.tmp-", f".{name}.old-"):
             if entry.startswith(kind):
                 pid = entry[len(kind) :].split("-", 1)[0]
-                if pid.isdigit() and not _pid_alive(int(pid)):
+                if pid.isascii() and pid.isdigit() and len(pid) <= 9 and not _pid_alive(int(pid)):
                     full = os.path.join(parent, entry)
                     if os.path.isdir(full) and not os.path.islink(full):
                         shutil.rmtree(full, ignore_errors=True)
@@ -98,6 +98,8 @@ def check_replaceable_file(path: str) -> str:
     real = os.path.realpath(path)
     if os.path.isdir(real):
         raise IsADirectoryError(f"{path} is a folder; give a file name to write.")
+    if not os.path.isdir(os.path.dirname(real)):
+        raise FileNotFoundError(f"cannot write {path}: the folder {os.path.dirname(real)} does not exist.")
     if os.path.exists(real) and not os.stat(real).st_mode & stat.S_IWUSR:
         raise PermissionError(f"{path} is read-only; refusing to replace it (make it writable or choose another path).")
     return real

@@ -48,10 +48,14 @@ def _read_counts(path: str, keys: list, encoding: str) -> np.ndarray:
         raise FileNotFoundError(f"counts file not found: {path}")
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip(b"\r\n")
+            line = raw.rstrip()  # trailing spaces, tabs, CR, LF
+            if lineno == 1:
+                line = line.removeprefix(_BOM)
             if not line.strip():
                 continue
-            key_b, _, num = line.rpartition(b" ")
+            # the count is the last field; what comes before it (a space or a tab between) is the key
+            cut = max(line.rfind(b" "), line.rfind(b"\t"))
+            key_b, num = line[:cut], line[cut + 1 :]
             try:
                 key = key_b.decode(encoding)
                 count = int(num)
@@ -195,9 +199,40 @@ def _detect(path: str) -> str:
             raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
     if head is None:
         return "glove"
-    if head[0] == 0 or not _is_binary_sample(sample):
+    if head[0] == 0:
         return "word2vec"
-    return "word2vec-binary"
+    dim = head[1]
+    nl = sample.find(b"\n")
+    line = sample[:nl] if nl >= 0 else sample
+    fields = line.rstrip(b"\r").rstrip(b" ").split(b" ")
+    tail_numeric = len(fields) > dim and all(_is_float(f) for f in fields[-dim:])
+    printable = all(0x21 <= b <= 0x7E for f in fields[1:] for b in f)  # values typed as ASCII text
+    if _looks_like_text_row(line, dim) or (len(fields) == dim + 1 and printable) or tail_numeric:
+        # a text row: well formed, with a bad value, or with spaces in its key (the reader names it)
+        return "word2vec"
+    if _is_binary_sample(sample):
+        return "word2vec-binary"
+    # Printable bytes that are not a text row: binary if a whole record fits exactly (the vector
+    # then ends the file or a line, as both writers do); otherwise text, whose reader names the fault.
+    sp = sample.find(b" ")
+    end = sp + 1 + 4 * dim
+    vec = sample[sp + 1 : end]
+    numeric = not vec.strip(b"0123456789+-.eE naifINAF")  # text values ("0.1669 1e-3"), not float bytes
+    fits = 0 < sp < (nl if nl >= 0 else len(sample)) and len(sample) >= end and b"\n" not in vec and not numeric
+    if fits and sample[end : end + 1] in (b"", b"\n"):
+        return "word2vec-binary"
+    return "word2vec"
+
+
+def _looks_like_text_row(line: bytes, dim: int) -> bool:
+    parts = line.rstrip(b"\r").rstrip(b" ").split(b" ")
+    if len(parts) != dim + 1 or not parts[0]:
+        return False
+    try:
+        [float(p) for p in parts[1:]]
+    except ValueError:
+        return False
+    return True
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -274,7 +309,8 @@ def _read_text(path: str, has_header: bool, limit, dtype, encoding, errors) -> V
                 row = np.array([float(p) for p in parts[1:]], dtype=np.float64)
             except ValueError:
                 bad = next(p for p in parts[1:] if not _is_float(p))
-                raise FormatError(f"non-numeric value {bad.decode('utf-8', 'replace')!r} for key {key!r}.", path, lineno) from None
+                shown = bad[:40].decode("utf-8", "replace") + ("..." if len(bad) > 40 else "")
+                raise FormatError(f"non-numeric value {shown!r} for key {key[:60]!r}.", path, lineno) from None
             if vectors is None:
                 if has_header:
                     _check_size(path, want, dim, 2 * dim + 2, np.dtype(dtype).itemsize)
@@ -389,7 +425,15 @@ def load_vectors(
         if fmt == "word2vec-binary":
             out = _read_binary(path, limit, dtype, encoding, unicode_errors)
         else:
-            out = _read_text(path, fmt == "word2vec", limit, dtype, encoding, unicode_errors)
+            try:
+                out = _read_text(path, fmt == "word2vec", limit, dtype, encoding, unicode_errors)
+            except FormatError as exc:
+                shape_fault = "non-numeric" in str(exc) or "values; got" in str(exc)
+                if format == "auto" and fmt == "word2vec" and exc.line == 2 and shape_fault:
+                    # a tiny binary file can look like text: say how to read it as binary
+                    raise FormatError(str(exc).split(": ", 1)[1].rstrip(".") +
+                                      ". If this is a word2vec binary file, pass format='word2vec-binary'.", path, 2) from None
+                raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
     r = _first_nonfinite_row(out.vectors)
@@ -462,7 +506,7 @@ def save_vectors(
         if (counts < 0).any():
             raise ValueError(f"`counts` must be non-negative; key {keys[int(np.argmax(counts < 0))]!r} has {counts.min()}.")
         counts_file = os.fspath(counts_file)
-        if os.path.abspath(counts_file) == os.path.abspath(path):
+        if os.path.realpath(counts_file) == os.path.realpath(path):
             raise ValueError("`counts_file` must differ from the vectors' path.")
     r = _first_nonfinite_row(vectors)
     if r >= 0:
@@ -470,7 +514,9 @@ def save_vectors(
 
     def write_vectors(raw) -> None:
         # a path ending in .gz is written gzip-compressed, as gensim does
-        fh = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.endswith(".gz") else raw
+        # the name stored in the gzip header is the target's, never the temporary's (gunzip -N)
+        name = os.path.basename(path)[:-3]
+        fh = gzip.GzipFile(filename=name, fileobj=raw, mode="wb", mtime=0) if path.endswith(".gz") else raw
         n, d = vectors.shape
         if format != "glove":
             fh.write(f"{n} {d}\n".encode())
