@@ -101,3 +101,28 @@ def test_projector_export(tmp_path):
         export_projector(tmp_path / "s", ["x"], np.ones((1, 2)), {"x": 5})
     with pytest.raises(ValueError, match=r"metadata column 'n' has 1 values for 2 keys"):
         export_projector(tmp_path / "s", ["x", "y"], np.ones((2, 2)), {"n": [1]})
+
+
+def test_interop_takes_any_table_and_refuses_what_it_cannot_round_trip(tmp_path, rng):
+    torch = torch_or_skip()
+    pytest.importorskip("safetensors", reason="safetensors comes with the test extras")
+    from safetensors.torch import save_file as save_torch
+
+    emb = Embedding(3, 2, rng=0)
+    export_projector(tmp_path / "p", emb)
+    assert (tmp_path / "p" / "metadata.tsv").read_text() == "0\n1\n2\n"
+    export_projector(tmp_path / "q", np.ones((2, 2), np.float32))
+    assert (tmp_path / "q" / "vectors.tsv").read_text() == "1\t1\n1\t1\n"
+    with pytest.raises(TypeError, match="pass either a table"):
+        export_projector(tmp_path / "r", emb, np.ones((3, 2)))
+    w = torch.randn(4, 3).bfloat16()
+    save_torch({"weight": w}, str(tmp_path / "bf16.safetensors"))
+    kv = load_safetensors(tmp_path / "bf16.safetensors")
+    assert kv.vectors.dtype == np.float32 and np.array_equal(kv.vectors, w.float().numpy())
+    with pytest.raises(ValueError, match="the table holds NaN or infinite values; no file was written"):
+        save_safetensors(tmp_path / "n.safetensors", np.array([[np.nan, 1.0]], np.float32))
+    with pytest.raises(ValueError, match="only string keys can be saved in the metadata"):
+        save_safetensors(tmp_path / "k.safetensors", KeyedVectors([1, 2], np.ones((2, 2), np.float32)))
+    assert not list(tmp_path.glob("[nk].safetensors"))
+    big_endian = np.arange(6, dtype=">f8").reshape(3, 2)
+    np.testing.assert_array_equal(to_torch_state_dict(big_endian)["weight"].numpy(), big_endian)

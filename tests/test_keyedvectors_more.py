@@ -119,3 +119,57 @@ def test_unknown_key_in_a_large_vocabulary_is_cheap_and_suggests_casings():
         kv.get_vector("paris")
     with pytest.raises(KeyError, match=r"'nowhere' is not in the vocabulary \(30001 items\)\.[^ ]*$"):
         kv.get_vector("nowhere")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")  # gensim on the zero vector
+def test_integer_keys_nan_rows_and_weights_and_gensim_details(pair, tmp_path):
+    gensim = pytest.importorskip("gensim", reason="gensim==4.4.0 comes with the test extras")
+    vecs = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+    ours = KeyedVectors([2, 0, 1], vecs)  # integer keys come before row numbers, as gensim
+    theirs = gensim.models.KeyedVectors(2)
+    theirs.add_vectors([2, 0, 1], vecs)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    assert ours.similarity(0, 1) == pytest.approx(float(theirs.similarity(0, 1)))
+    assert 5 not in ours and 1 in ours
+    with pytest.raises(ValueError, match="key 0 is 2: only string keys can be saved"):
+        ours.save(tmp_path / "f", format="npembed")
+    bad = KeyedVectors(["a", "b", "c"], np.array([[np.nan, 1], [1, 2], [np.inf, 0]], np.float32))
+    for call in (lambda: bad.similarity("a", "b"), lambda: bad.distances("b", ["c"]),
+                 lambda: bad.get_mean_vector(["a", "b"]), lambda: bad.doesnt_match(["a", "b", "c"])):
+        with pytest.raises(ValueError, match=r"the vector of '[ac]' holds NaN or infinite values"):
+            call()
+    kv, g = pair
+    with pytest.raises(ValueError, match=r"the weight of 'w1' must be finite; got nan"):
+        kv.most_similar([("w1", float("nan"))])
+    with pytest.raises(ValueError, match="`weights` must be finite numbers"):
+        kv.get_mean_vector(["w1", "w2"], weights=[np.nan, 1])
+    assert kv.n_similarity(["w1", "zzz"], ["w2"]) == pytest.approx(float(g.n_similarity(["w1", "zzz"], ["w2"])), abs=1e-6)
+    with pytest.raises(KeyError, match=r"none of \['zzz'\] is in the vocabulary"):
+        kv.n_similarity(["zzz"], ["w2"])
+    np.testing.assert_allclose(kv.get_mean_vector(("w1", "w2")), g.get_mean_vector(("w1", "w2")), atol=1e-6)
+    raw = 7 * kv["w3"]
+    a = kv.most_similar_cosmul(positive=[raw, "w4"], topn=5)
+    b = g.most_similar_cosmul(positive=[raw, "w4"], topn=5)
+    assert [k for k, _ in a] == [k for k, _ in b]
+    np.testing.assert_allclose([x for _, x in a], [x for _, x in b], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"a query vector must be a key or a number array of shape \(8,\); got b'w1'"):
+        kv.most_similar(b"w1")
+
+
+def test_corrupted_folders_are_named(tmp_path):
+    from npembed import FormatError
+
+    kv = KeyedVectors(["a", "b"], np.ones((2, 3), np.float32))
+    kv.save(tmp_path / "f", format="npembed")
+    (tmp_path / "f" / "vectors.npy").write_bytes(b"")
+    with pytest.raises(FormatError, match=r"f/vectors.npy: cannot read the table"):
+        KeyedVectors.load_folder(tmp_path / "f")
+    for vocab, msg in (('{"index_to_key": "ab", "counts": [1, 2]}', "'index_to_key' must be a list of strings"),
+                       ('{"index_to_key": ["a", "b"], "counts": [1e30, 2]}', r"'counts' must be a list of integers in \[0, 2\*\*63\)"),
+                       ('{"index_to_key": ["a", "b"], "counts": [-1, 2]}', r"'counts' must be a list of integers")):
+        kv.save(tmp_path / "g", format="npembed")
+        (tmp_path / "g" / "vocab.json").write_text(vocab)
+        with pytest.raises(FormatError, match=msg):
+            KeyedVectors.load_folder(tmp_path / "g")
+    with pytest.raises(ValueError, match=r"\['limit'\] apply to vector files; .* is an npembed folder"):
+        KeyedVectors.load(tmp_path / "g", limit=5)

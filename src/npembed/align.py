@@ -73,6 +73,8 @@ def align_vectors(
             vectors = KeyedVectors(vectors.keys, vectors.vectors, getattr(vectors, "counts", None))
         else:
             raise TypeError(f"`vectors` must be a KeyedVectors (or what load_vectors returns); got {type(vectors).__name__}.")
+    if isinstance(vocab, (str, bytes)):
+        raise TypeError("`vocab` must be a Vocab or a list of keys; got a single string.")
     if not isinstance(vocab, Vocab):
         vocab = Vocab(list(vocab))
     if len(vocab) == 0:
@@ -84,7 +86,8 @@ def align_vectors(
     folded: dict[str, int] = {}
     if case_fold:
         for i, k in enumerate(vectors.index_to_key):
-            folded.setdefault(k.lower(), i)
+            if isinstance(k, str):
+                folded.setdefault(k.lower(), i)
     rows = np.full(len(vocab), -1, dtype=np.int64)
     case_hits = 0
     for i, key in enumerate(vocab.index_to_key):

@@ -353,8 +353,9 @@ def _cmd_analogy(args) -> int:
     kv = _keyed(args)
     a, b, c = args.words
     query = kv.most_similar_cosmul if args.cosmul else kv.most_similar
+    answers = query(positive=[b, c], negative=[a], topn=args.topn)  # unknown words fail before any output
     print(f"{a} : {b} :: {c} : ?")
-    for key, score in query(positive=[b, c], negative=[a], topn=args.topn):
+    for key, score in answers:
         print(f"  {score:7.4f}  {key}")
     return 0
 

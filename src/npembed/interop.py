@@ -45,6 +45,10 @@ def save_safetensors(path: str | os.PathLike, table) -> None:
     from .fsutil import atomic_files
 
     keys, weight = _table(table, "save_safetensors")
+    if keys is not None and not all(isinstance(k, str) for k in keys):
+        raise ValueError("only string keys can be saved in the metadata; convert them with str() first.")
+    if not np.isfinite(weight).all():
+        raise ValueError("the table holds NaN or infinite values; no file was written.")
     _need("safetensors")
     from safetensors.numpy import save_file
 
@@ -70,7 +74,12 @@ def load_safetensors(path: str | os.PathLike, tensor: str = "weight") -> KeyedVe
             meta = fh.metadata() or {}
             if tensor not in fh.keys():
                 raise FormatError(f"no tensor named {tensor!r} (found {sorted(fh.keys())}); pass tensor=NAME.", path)
-            weight = fh.get_tensor(tensor)
+            try:
+                weight = fh.get_tensor(tensor)
+            except TypeError as exc:  # a dtype NumPy lacks (bfloat16, float8): through torch, as float32
+                if "not understood" not in str(exc):
+                    raise
+                weight = _via_torch(path, tensor, exc)
     except FormatError:
         raise
     except Exception as exc:  # the reader's own errors: damaged or foreign files
@@ -96,12 +105,27 @@ def load_safetensors(path: str | os.PathLike, tensor: str = "weight") -> KeyedVe
         raise FormatError(str(exc), path) from None
 
 
+def _via_torch(path: str, tensor: str, exc: Exception) -> np.ndarray:
+    from ._checks import FormatError
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise FormatError(f"tensor {tensor!r} has a dtype NumPy cannot hold ({exc}); install torch to read it "
+                          "(pip install 'npembed[interop]').", path) from None
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as fh:
+        return fh.get_tensor(tensor).float().numpy()
+
+
 def to_torch_state_dict(table) -> dict:
     """``{"weight": torch.Tensor}`` (a copy) for ``torch.nn.Embedding.load_state_dict``; ``table``:
     an Embedding, a KeyedVectors or a 2-D array."""
     torch = _need("torch")
     _, weight = _table(table, "to_torch_state_dict")
-    return {"weight": torch.from_numpy(np.array(weight, copy=True))}
+    native = weight.dtype.newbyteorder("=")  # torch takes native byte order only
+    return {"weight": torch.from_numpy(np.array(weight, dtype=native, copy=True))}
 
 
 def from_torch_state_dict(state: dict, key: str | None = None, *, freeze: bool = True, padding_idx: int | None = None,
@@ -147,17 +171,18 @@ def export_projector(folder: str | os.PathLike, table, vectors: np.ndarray | Non
     """Write ``vectors.tsv``, ``metadata.tsv`` and ``projector_config.pbtxt`` for TensorBoard's
     projector (or upload the two TSVs to projector.tensorflow.org), atomically.
 
-    ``export_projector(folder, kv)`` for a KeyedVectors, or ``export_projector(folder, keys,
-    vectors)``. ``columns`` adds metadata columns (name -> one value per key); tabs and newlines in
+    ``export_projector(folder, table)`` for a KeyedVectors, an Embedding or a 2-D array (keys "0",
+    "1", ... for the last two), or ``export_projector(folder, keys, vectors)``. ``columns`` adds metadata columns (name -> one value per key); tabs and newlines in
     values are replaced by spaces, as the format has no quoting. An existing folder is replaced
     only if an earlier export wrote it (and it holds nothing else).
     """
     from .fsutil import atomic_dir
 
-    if isinstance(table, KeyedVectors):
+    if isinstance(table, (KeyedVectors, Embedding, np.ndarray)) or hasattr(table, "embedding"):
         if vectors is not None:
-            raise TypeError("pass either a KeyedVectors or keys and vectors, not both.")
-        keys, vectors = list(table.index_to_key), table.vectors
+            raise TypeError("pass either a table (KeyedVectors, Embedding, 2-D array) or keys and vectors, not both.")
+        keys, vectors = _table(table, "export_projector")
+        keys = keys if keys is not None else [str(i) for i in range(vectors.shape[0])]
     else:
         keys = list(table)
         if vectors is None:

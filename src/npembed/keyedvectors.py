@@ -32,7 +32,7 @@ def _as_list(x) -> list:
     """One key or vector, or several (a 2-D array is one vector per row), as gensim accepts them."""
     if x is None:
         return []
-    if isinstance(x, (str, int, np.integer, tuple)) or (isinstance(x, np.ndarray) and x.ndim == 1):
+    if isinstance(x, (str, bytes, int, np.integer, tuple)) or (isinstance(x, np.ndarray) and x.ndim == 1):
         return [x]
     if isinstance(x, np.ndarray) and x.ndim == 2:
         return list(x)
@@ -142,6 +142,9 @@ class KeyedVectors:
         """Read a word2vec / GloVe / fastText file (see :func:`npembed.load_vectors`), or an
         npembed vector folder (then the same as :meth:`load_folder`)."""
         if os.path.isdir(path) and format in ("auto", "npembed"):
+            extra = set(kwargs) - {"mmap"}
+            if extra:
+                raise ValueError(f"{sorted(extra)} apply to vector files; {path} is an npembed folder (read as written).")
             return cls.load_folder(path, **kwargs)
         vf = load_vectors(path, format, **kwargs)
         return cls(vf.keys, vf.vectors, vf.counts)
@@ -193,8 +196,10 @@ class KeyedVectors:
         vocab = Vocab.load(os.path.join(path, "vocab.json"))
         try:
             vectors = np.load(os.path.join(path, "vectors.npy"), mmap_mode="r" if mmap else None, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise FormatError(f"cannot read the table ({exc}).", os.path.join(path, "vectors.npy")) from None
+        if vectors.ndim != 2 or vectors.dtype.kind != "f":
+            raise FormatError(f"vectors.npy holds {vectors.dtype} of shape {vectors.shape}; a table is 2-D floats.", path)
         if vectors.shape != (meta.get("count"), meta.get("dim")) or vectors.shape[0] != len(vocab):
             raise FormatError(f"vectors.npy has shape {vectors.shape}; meta.json and vocab.json disagree.", path)
         kv = cls(vocab.index_to_key, vectors)
@@ -237,7 +242,7 @@ class KeyedVectors:
         return len(self.vocab)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.vocab
+        return self.has_index_for(key)  # as gensim: a key, or a row number in range
 
     def __iter__(self):
         return iter(self.index_to_key)
@@ -251,8 +256,8 @@ class KeyedVectors:
             return False
 
     def get_index(self, key) -> int:
-        """The row of ``key``; an integer is taken as a row number (as gensim)."""
-        if isinstance(key, str):
+        """The row of ``key``; an integer that is not itself a key is a row number (as gensim)."""
+        if isinstance(key, str) or key in self.vocab.key_to_index:
             return self.vocab.lookup(key)
         if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
             if not 0 <= key < len(self):
@@ -291,7 +296,10 @@ class KeyedVectors:
 
     def _vec(self, item, what: str = "a query vector") -> np.ndarray:
         if isinstance(item, (str, int, np.integer)) and not isinstance(item, (bool, np.bool_)):
-            return np.asarray(self.get_vector(item), dtype=np.float64)
+            v = np.asarray(self.get_vector(item), dtype=np.float64)
+            if not np.isfinite(v).all():
+                raise ValueError(f"the vector of {item!r} holds NaN or infinite values.")
+            return v
         v = np.asarray(item)
         if v.dtype.kind not in "fiu" or v.shape != (self.vectors.shape[1],):
             raise ValueError(f"{what} must be a key or a number array of shape ({self.vectors.shape[1]},); got {item!r:.60}.")
@@ -342,12 +350,14 @@ class KeyedVectors:
                         ignore_missing: bool = True) -> np.ndarray:
         """The weighted mean of keys' vectors (unit length first with ``pre_normalize``) and raw
         vectors, divided by the total absolute weight, as gensim's."""
-        keys = _as_list(keys)
+        keys = list(keys) if isinstance(keys, (list, tuple)) else _as_list(keys)
         if not keys:
             raise ValueError("`get_mean_vector` needs at least one key or vector.")
         w = np.ones(len(keys)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(keys),):
             raise ValueError(f"`weights` must hold one number per key ({len(keys)}); got shape {w.shape}.")
+        if not np.isfinite(w).all():
+            raise ValueError("`weights` must be finite numbers.")
         mean = np.zeros(self.vectors.shape[1], dtype=np.float64)
         total = 0.0
         for k, wk in zip(keys, w):
@@ -366,11 +376,16 @@ class KeyedVectors:
         return mean.astype(self.vectors.dtype)
 
     def n_similarity(self, keys1: Sequence[str], keys2: Sequence[str]) -> float:
-        """Cosine similarity of the means of two sets of keys' vectors."""
+        """Cosine similarity of the means of two sets of keys' vectors (unknown keys left out, as
+        gensim 4.4)."""
         if not len(keys1) or not len(keys2):
             raise ValueError("`keys1` and `keys2` must each hold at least one key.")
-        a = np.mean([self._vec(k) for k in keys1], axis=0)
-        b = np.mean([self._vec(k) for k in keys2], axis=0)
+        for side in (keys1, keys2):
+            if not any(self.has_index_for(k) for k in side):
+                raise KeyError(f"none of {list(side)[:5]} is in the vocabulary.")
+        # as gensim 4.4: the means of the known keys' raw vectors (unknown keys are left out)
+        a = self.get_mean_vector(list(keys1), pre_normalize=False).astype(np.float64)
+        b = self.get_mean_vector(list(keys2), pre_normalize=False).astype(np.float64)
         return float(np.dot(self._unit(a), self._unit(b)))
 
     def _query(self, name: str, positive, negative, topn, restrict_vocab, score):
@@ -388,6 +403,8 @@ class KeyedVectors:
                 if isinstance(it, tuple):
                     if len(it) != 2 or isinstance(it[1], bool) or not isinstance(it[1], (int, float, np.integer, np.floating)):
                         raise ValueError(f"a weighted query item must be (key or vector, weight); got {it!r:.60}.")
+                    if not np.isfinite(it[1]):
+                        raise ValueError(f"the weight of {it[0]!r:.40} must be finite; got {it[1]}.")
                     items.append((it[0], float(it[1])))
                 else:
                     items.append((it, sign))
@@ -441,9 +458,17 @@ class KeyedVectors:
     ) -> list[tuple[str, float]]:
         """3CosMul (Levy and Goldberg, 2014): ``prod((1 + cos(x, p)) / 2) / (prod((1 + cos(x, n)) / 2) + 1e-6)``."""
 
+        def term(t, limit):
+            # keys as unit vectors, raw vectors as given (gensim's rule): dot / row norm
+            if isinstance(t, (str, int, np.integer)):
+                return self._cosines(self._unit(t), limit)
+            v = self._vec(t)
+            n = _norm(v)
+            return self._cosines(v, limit) * n
+
         def score(items, limit):
-            pos_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t, w in items if w > 0]
-            neg_d = [(1 + self._cosines(self._unit(t), limit)) / 2 for t, w in items if w <= 0]
+            pos_d = [(1 + term(t, limit)) / 2 for t, w in items if w > 0]
+            neg_d = [(1 + term(t, limit)) / 2 for t, w in items if w <= 0]
             n = len(self) if limit is None else min(limit, len(self))
             pos_p = np.prod(pos_d, axis=0) if pos_d else np.ones(n)
             neg_p = np.prod(neg_d, axis=0) if neg_d else np.ones(n)

@@ -94,6 +94,13 @@ class Vocab:
 
         from .fsutil import atomic_files
 
+        for i, k in enumerate(self.index_to_key):
+            if not isinstance(k, str):
+                raise ValueError(f"key {i} is {k!r}: only string keys can be saved.")
+            try:
+                k.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"key {i} is {k!r}: it holds a lone surrogate, which UTF-8 cannot encode.") from None
         data = json.dumps(self.to_json(), ensure_ascii=False).encode("utf-8")
         atomic_files([(path, lambda fh: fh.write(data))])
 
@@ -154,7 +161,17 @@ class Vocab:
 
     @classmethod
     def from_json(cls, obj: dict) -> "Vocab":
-        return cls(obj["index_to_key"], obj["counts"], obj.get("specials", ()))
+        keys, counts = obj["index_to_key"], obj["counts"]
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("'index_to_key' must be a list of strings")
+        if not isinstance(counts, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**63 for c in counts
+        ):
+            raise ValueError("'counts' must be a list of integers in [0, 2**63)")
+        specials = obj.get("specials", [])
+        if not isinstance(specials, list) or not all(isinstance(k, str) for k in specials):
+            raise ValueError("'specials' must be a list of strings")
+        return cls(keys, counts, specials)
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} keys)"
