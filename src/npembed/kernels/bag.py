@@ -107,14 +107,16 @@ def bag_forward(weight, ids, offsets, psw, mode: str, skip: int, empty_value: fl
     per-bag weight sums (sum of w for mean, of w^2 for sqrtn) and the per-bag counts."""
     nbags = offsets.shape[0] - 1
     d = weight.shape[1]
-    out = np.zeros((nbags, d), dtype=weight.dtype)
-    arg = np.full((nbags, d) if MODES[mode] >= 3 else (0, 0), -1, dtype=np.int64)
     wsum = np.zeros(nbags, dtype=np.float64)
     counts = np.zeros(nbags, dtype=np.int64)
     if psw is None and mode in ("sum", "mean"):
+        out = np.empty((nbags, d), dtype=weight.dtype)  # the kernel writes every row
+        arg = np.full((0, 0), -1, dtype=np.int64)
         _bag_sum_plain(ids.shape[0] * d, weight, ids, offsets, np.int64(skip), mode == "mean",
                        weight.dtype.type(empty_value), out, wsum, counts)
         return out, arg, wsum, counts
+    out = np.zeros((nbags, d), dtype=weight.dtype)
+    arg = np.full((nbags, d) if MODES[mode] >= 3 else (0, 0), -1, dtype=np.int64)
     w = psw if psw is not None else np.ones(ids.shape[0], dtype=weight.dtype)
     arg_k = arg if MODES[mode] >= 3 else np.zeros((0, 0), dtype=np.int64)
     _bag_forward(ids.shape[0] * d, weight, ids, offsets, w, MODES[mode], np.int64(skip),
