@@ -41,13 +41,13 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    import numba
     import torch
 
+    import npembed
     from npembed import SGD, Adagrad, Adam, AdamW, Parameter, RowSparseGrad, RowWiseAdagrad
 
     torch.set_num_threads(args.threads)
-    numba.set_num_threads(args.threads)
+    npembed.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     shape = (args.rows, args.dim)
     batches = [
