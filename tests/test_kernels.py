@@ -316,3 +316,18 @@ def test_plain_sgd_uses_the_scatter_and_matches_summing_first(rng):
         return emb.weight.data
 
     np.testing.assert_allclose(run(True), run(False), rtol=1e-5, atol=1e-6)
+
+
+def test_a_reused_gradient_buffer_does_not_change_the_stored_gradient():
+    import npembed
+
+    for opt_cls in (npembed.SGD, npembed.Adam):
+        emb = npembed.Embedding(10, 3, rng=0)
+        before = emb.weight.data.copy()
+        opt = opt_cls(emb.parameters(), lr=0.1)
+        g = np.ones((4, 3), np.float32)
+        emb(np.array([1, 2, 2, 5]))
+        emb.backward(g)
+        g[:] = 1000.0  # the caller reuses its buffer before the step
+        opt.step()
+        assert np.abs(emb.weight.data - before).max() < 0.25

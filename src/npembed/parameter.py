@@ -74,7 +74,8 @@ class RowSparseGrad:
         part; nor do rows marked in ``frozen``): summed only when first read."""
         obj = cls.__new__(cls)
         obj.shape = (int(shape[0]), int(shape[1]))
-        obj._raw = (ids, np.ascontiguousarray(rows), int(skip), frozen, lr_scale)
+        # a copy: the caller may reuse its gradient buffer before the optimizer step reads it
+        obj._raw = (ids, np.array(rows, order="C", copy=True), int(skip), frozen, lr_scale)
         obj._indices = obj._values = obj._scale = None
         return obj
 
