@@ -19,7 +19,9 @@ Sections (all by default):
 
 Ratios are peer time / npembed time (above 1: npembed is faster). "GB/s" is the bytes a kernel must
 move (rows read and written, ids read) divided by its time; "of copy" is that as a share of the
-copy bandwidth. Each case alternates rounds of npembed and its peers, with a pause between them so
+copy bandwidth. Every call gets another batch of ids (a cycle of 16, the same for every side), so
+rows come from memory, not from the cache a repeated batch would leave them in (Zipf ids still hit
+the cache often: that is what skew does, and shares above 100% say so). Each case alternates rounds of npembed and its peers, with a pause between them so
 that one library's idle worker threads are asleep while the other is timed; the median is kept.
 No number here is asserted anywhere: these machines are noisy, only ratios in one run compare.
 """
@@ -64,6 +66,20 @@ def compare(cases: dict, rounds: int, per_round: int, setups: dict | None = None
             for _ in range(per_round):
                 times[name].append(timed(fn, setups.get(name)))
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+POOL = 16  # id batches cycled through per case: 16 x 12,800 rows exceed the last-level cache
+
+
+def cycler(n: int):
+    """``nxt(side)`` gives each side its own walk 0, 1, ..., n - 1, 0, ... over the id batches."""
+    pos: dict = {}
+
+    def nxt(side: str) -> int:
+        pos[side] = (pos.get(side, -1) + 1) % n
+        return pos[side]
+
+    return nxt
 
 
 def zipf_ids(rng, n, rows, a=1.2):
@@ -113,16 +129,22 @@ def section_lookup_backward(rep: Report, rng, torch, which: set, quick: bool) ->
     for d in dims:
         w = rng.standard_normal((ROWS, d), dtype=np.float32)
         for dist in ("uniform", "zipf"):
-            ids = rng.integers(0, ROWS, size=(256, 50)) if dist == "uniform" else zipf_ids(rng, 256 * 50, ROWS).reshape(256, 50)
+            # A different batch of ids on every call (each side walks the same cycle of POOL
+            # batches): the rows of one batch fit in the last-level cache, so repeating one batch
+            # would time cached rows, not memory.
+            pool = [rng.integers(0, ROWS, size=(256, 50)) if dist == "uniform"
+                    else zipf_ids(rng, 256 * 50, ROWS).reshape(256, 50) for _ in range(POOL)]
+            tpool = [torch.from_numpy(x) for x in pool]
+            ids = pool[0]
             n = ids.size
-            tids = torch.from_numpy(ids)
             if "lookup" in which:
                 emb = npembed.Embedding.from_pretrained(w, freeze=True)
                 tw = torch.from_numpy(w)
+                nxt = cycler(POOL)
                 t = compare({
-                    "npembed": lambda: emb(ids),
-                    "torch": lambda: torch.nn.functional.embedding(tids, tw),
-                    "numpy": lambda: w[ids],
+                    "npembed": lambda: emb(pool[nxt("npembed")]),
+                    "torch": lambda: torch.nn.functional.embedding(tpool[nxt("torch")], tw),
+                    "numpy": lambda: w[pool[nxt("numpy")]],
                 }, rounds=5, per_round=10)
                 rep.add("lookup", f"forward d={d} {dist}", t["npembed"], {"torch": t["torch"], "numpy": t["numpy"]},
                         moved_bytes=2 * n * d * 4 + n * 8)
@@ -136,8 +158,10 @@ def section_lookup_backward(rep: Report, rng, torch, which: set, quick: bool) ->
                 tg = torch.from_numpy(g)
                 state = {}
 
+                nxt = cycler(POOL)
+
                 def ours_setup():
-                    emb(ids)
+                    emb(pool[nxt("npembed")])
 
                 def ours():
                     emb.backward(g)
@@ -145,19 +169,19 @@ def section_lookup_backward(rep: Report, rng, torch, which: set, quick: bool) ->
                     opt.zero_grad()
 
                 def torch_setup():
-                    state["out"] = torch.nn.functional.embedding(tids, tw, sparse=True)
+                    state["out"] = torch.nn.functional.embedding(tpool[nxt("torch")], tw, sparse=True)
 
                 def theirs():
                     state["out"].backward(tg)
                     topt.step()
                     topt.zero_grad()
 
-                flat = ids.reshape(-1)
                 scaled = (-0.01 * g).reshape(-1, d)
                 np_w = w.copy()
-                t = compare({"npembed": ours, "torch": theirs, "np.add.at": lambda: np.add.at(np_w, flat, scaled)},
+                t = compare({"npembed": ours, "torch": theirs,
+                             "np.add.at": lambda: np.add.at(np_w, pool[nxt("numpy")].reshape(-1), scaled)},
                             rounds=5, per_round=4 if d < 256 else 2, setups={"npembed": ours_setup, "torch": torch_setup})
-                k = np.unique(flat).size
+                k = np.unique(ids).size
                 rep.add("backward", f"backward+SGD d={d} {dist}", t["npembed"], {"torch": t["torch"], "np.add.at": t["np.add.at"]},
                         moved_bytes=n * d * 4 + 2 * k * d * 4 + n * 8)
         del w
@@ -169,30 +193,34 @@ def section_bag(rep: Report, rng, torch, quick: bool) -> None:
     for d in ((64,) if quick else (64, 256)):
         w = rng.standard_normal((ROWS, d), dtype=np.float32)
         for dist in ("uniform", "zipf"):
-            ids = rng.integers(0, ROWS, size=4096 * 20) if dist == "uniform" else zipf_ids(rng, 4096 * 20, ROWS)
+            pool = [rng.integers(0, ROWS, size=4096 * 20) if dist == "uniform" else zipf_ids(rng, 4096 * 20, ROWS)
+                    for _ in range(4)]  # 4 x 81,920 rows: past the last-level cache
+            tpool = [torch.from_numpy(x) for x in pool]
+            ids = pool[0]
             offs = np.arange(4096) * 20
-            tids, toffs = torch.from_numpy(ids), torch.from_numpy(offs)
+            toffs = torch.from_numpy(offs)
             g = rng.standard_normal((4096, d), dtype=np.float32)
             tg = torch.from_numpy(g)
             for mode in ("sum", "mean", "max"):
                 bag = npembed.EmbeddingBag.from_pretrained(w, freeze=False, mode=mode)
                 tw = torch.from_numpy(w).requires_grad_(True)
+                nxt = cycler(len(pool))
                 t = compare({
-                    "npembed": lambda: bag(ids, offs),
-                    "torch": lambda: torch.nn.functional.embedding_bag(tids, tw.detach(), toffs, mode=mode),
+                    "npembed": lambda: bag(pool[nxt("npembed")], offs),
+                    "torch": lambda: torch.nn.functional.embedding_bag(tpool[nxt("torch")], tw.detach(), toffs, mode=mode),
                 }, rounds=5, per_round=5)
                 rep.add("bag", f"EmbeddingBag {mode} forward d={d} {dist}", t["npembed"], {"torch": t["torch"]},
                         moved_bytes=ids.size * d * 4 + 4096 * d * 4 + ids.size * 8)
 
                 def ours():
                     bag.weight.grad = None
-                    bag(ids, offs)
+                    bag(pool[nxt("npembed")], offs)
                     bag.backward(g)
 
                 def theirs():
                     tw.grad = None
                     # PyTorch has no sparse gradient for max: its users get the dense one.
-                    out = torch.nn.functional.embedding_bag(tids, tw, toffs, mode=mode, sparse=mode != "max")
+                    out = torch.nn.functional.embedding_bag(tpool[nxt("torch")], tw, toffs, mode=mode, sparse=mode != "max")
                     out.backward(tg)
                     if mode != "max":
                         tw.grad.coalesce()
@@ -314,6 +342,17 @@ def section_compile(rep: Report) -> None:
           f"load {runs[1]['kernels_s']:.2f} s from the cache (import npembed {runs[1]['import_s']:.2f} s)", flush=True)
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return platform.processor() or platform.machine()
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=None, help="threads for both sides (default: all cores)")
@@ -336,6 +375,7 @@ def main(argv=None) -> int:
         "threads": threads, "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
         "npembed": npembed.__version__, "numba": __import__("numba").__version__, "date": time.strftime("%Y-%m-%d"),
+        "cpu": _cpu_model(), "quick": args.quick, "table_rows": ROWS, "lookup_ids": [256, 50], "bags": [4096, 20],
     })
     print(f"npembed {npembed.__version__} vs torch {torch.__version__}, numpy {np.__version__}; {threads} threads both sides "
           f"({os.cpu_count()} cores); ratio = peer time / npembed time", flush=True)

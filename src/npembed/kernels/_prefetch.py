@@ -18,7 +18,8 @@ from numba.extending import intrinsic
 # LLVM 17+ has only opaque pointers (intrinsic suffix ``p0``); older ones name the pointee type.
 _NAME = "llvm.prefetch.p0" if _llvm.llvm_version_info[0] >= 17 else "llvm.prefetch.p0i8"
 LINE = 64  # bytes per cache line
-MAX_LINES = 32  # at most 2 KB of a row ahead: longer rows are streamed by the hardware prefetcher
+MAX_LINES = 32
+BIG_TABLE = 1 << 26  # past the last-level cache: every row is a miss worth hiding  # at most 2 KB of a row ahead: longer rows are streamed by the hardware prefetcher
 
 
 @intrinsic
@@ -61,10 +62,10 @@ def prefetch_row(arr, row):  # pragma: no cover - compiled
 
 @nb.njit(inline="always", nogil=True)
 def distance(arr):  # pragma: no cover - compiled
-    """How many positions ahead to prefetch (0: not at all). Rows under two cache lines are not
-    worth it (measured: the hints cost more than the misses they hide); short rows are asked for
-    further ahead than long ones."""
+    """How many positions ahead to prefetch (0: not at all). Rows under two cache lines of a table
+    that fits the cache are not worth it (measured: the hints cost more than the misses they hide);
+    short rows are asked for further ahead than long ones."""
     row = arr.shape[1] * arr.itemsize
-    if row < 2 * LINE:
+    if row < 2 * LINE and arr.shape[0] * row < BIG_TABLE:
         return 0
     return 16 if row <= 256 else 8

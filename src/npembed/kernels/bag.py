@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from . import _dual, id_groups
+from . import _dual, id_groups, table_work
 from ._prefetch import distance, prefetch_row
 
 __all__ = ["MODES", "bag_forward", "bag_groups", "bag_table_grad", "bag_weight_grad"]
@@ -112,14 +112,14 @@ def bag_forward(weight, ids, offsets, psw, mode: str, skip: int, empty_value: fl
     if psw is None and mode in ("sum", "mean"):
         out = np.empty((nbags, d), dtype=weight.dtype)  # the kernel writes every row
         arg = np.full((0, 0), -1, dtype=np.int64)
-        _bag_sum_plain(ids.shape[0] * d, weight, ids, offsets, np.int64(skip), mode == "mean",
+        _bag_sum_plain(table_work(ids.shape[0] * d, weight.nbytes), weight, ids, offsets, np.int64(skip), mode == "mean",
                        weight.dtype.type(empty_value), out, wsum, counts)
         return out, arg, wsum, counts
     out = np.zeros((nbags, d), dtype=weight.dtype)
     arg = np.full((nbags, d) if MODES[mode] >= 3 else (0, 0), -1, dtype=np.int64)
     w = psw if psw is not None else np.ones(ids.shape[0], dtype=weight.dtype)
     arg_k = arg if MODES[mode] >= 3 else np.zeros((0, 0), dtype=np.int64)
-    _bag_forward(ids.shape[0] * d, weight, ids, offsets, w, MODES[mode], np.int64(skip),
+    _bag_forward(table_work(ids.shape[0] * d, weight.nbytes), weight, ids, offsets, w, MODES[mode], np.int64(skip),
                  weight.dtype.type(empty_value), out, arg_k, wsum, counts)
     return out, arg, wsum, counts
 
