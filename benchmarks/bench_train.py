@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     print(f"{'':<10}{'examples/s':>12}{'test R@10':>11}{'test MRR':>10}")
     print(f"{'npembed':<10}{ours_eps:>12,.0f}{ours_test['recall@10']:>11.4f}{ours_test['mrr']:>10.4f}")
     print(f"{'pytorch':<10}{torch_eps:>12,.0f}{torch_test['recall@10']:>11.4f}{torch_test['mrr']:>10.4f}")
-    print(f"ratio npembed / pytorch: {ours_eps / torch_eps:.2f}x ({args.threads} threads, {args.epochs} epochs each)")
+    print(f"ratio npembed / pytorch: {ours_eps / torch_eps:.2f}x ({args.threads} threads, {args.epochs} epoch{'s' if args.epochs != 1 else ''} each)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

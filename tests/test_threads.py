@@ -21,7 +21,7 @@ def _restore_threads():
 
 
 def test_set_and_restore_threads():
-    assert npembed.set_num_threads(1) == 1
+    assert npembed.set_num_threads(np.int64(1)) == 1  # NumPy integers too
     assert npembed.get_num_threads() == 1 and nb.get_num_threads() == 1
     assert _blas_threads() in ({1}, set())  # set() where NumPy's BLAS is not seen by threadpoolctl
     full = npembed.set_num_threads()

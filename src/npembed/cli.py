@@ -221,7 +221,7 @@ def _cmd_train(args) -> int:
         f"{s['items']} items, {s['train_examples']} training examples per epoch"
     )
     print(
-        f"trained {metrics['epochs_run']} epochs in {metrics['train_seconds']:.1f}s "
+        f"trained {metrics['epochs_run']} epoch{'s' if metrics['epochs_run'] != 1 else ''} in {metrics['train_seconds']:.1f}s "
         f"({metrics['examples_per_second']:,.0f} examples/s); best epoch {metrics['best_epoch']} "
         f"(valid recall@10{_fmt(metrics['valid']['recall@10'], 7)})"
     )

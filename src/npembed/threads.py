@@ -28,8 +28,11 @@ def available_cores() -> int:
 
 
 def _check(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    import numpy as np
+
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"the number of threads must be a positive integer or None (all cores); got {n!r}.")
+    n = int(n)
     top = nb.config.NUMBA_NUM_THREADS
     if n > top:
         raise ValueError(
