@@ -173,3 +173,11 @@ def test_corrupted_folders_are_named(tmp_path):
             KeyedVectors.load_folder(tmp_path / "g")
     with pytest.raises(ValueError, match=r"\['limit'\] apply to vector files; .* is an npembed folder"):
         KeyedVectors.load(tmp_path / "g", limit=5)
+
+
+def test_float16_tables_keep_cosines_within_one():
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((2000, 300)).astype(np.float16)
+    kv = KeyedVectors([f"w{i}" for i in range(2000)], v)
+    scores = kv.most_similar(positive=[v[3].astype(np.float32)], topn=None)
+    assert np.abs(scores).max() <= 1.0 + 1e-6 and scores[3] == pytest.approx(1.0, abs=1e-6)

@@ -287,7 +287,9 @@ class KeyedVectors:
         if qn > 0:
             q = q / qn  # a unit query: a dot product can only overflow for rows near the dtype's limit
         with np.errstate(over="ignore", invalid="ignore"):
-            dots = (vecs @ q.astype(vecs.dtype)).astype(np.float64)
+            # float16 tables: products summed in float32 (a float16 sum drifts past cosine 1)
+            qt = q.astype(np.float32 if vecs.dtype == np.float16 else vecs.dtype)
+            dots = (vecs @ qt).astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(dots))
         if bad.size:
             dots[bad] = [np.dot(np.asarray(vecs[i], dtype=np.float64) / norms[i], q) * norms[i] for i in bad]
