@@ -331,3 +331,19 @@ def test_a_reused_gradient_buffer_does_not_change_the_stored_gradient():
         g[:] = 1000.0  # the caller reuses its buffer before the step
         opt.step()
         assert np.abs(emb.weight.data - before).max() < 0.25
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_unweighted_bag_kernel_four_at_a_time(rng, path, mode):
+    """Bags without padding or invalid ids take the four-ids-at-a-time loop, any length."""
+    from npembed.kernels.bag import bag_forward
+
+    w = rng.standard_normal((1000, 40)).astype(np.float32)
+    ids = rng.integers(0, 1000, size=300)
+    ids[:8] = 5  # repeated ids
+    offs = np.array([0, 1, 4, 8, 9, 22, 100, 300])  # lengths 1, 3, 4, 1, 13, 78, 200
+    plain = bag_forward(w, ids, offs, None, mode, -2, 0.0)
+    ref = np.array([w[ids[a:b]].astype(np.float64).sum(0) / ((b - a) if mode == "mean" else 1)
+                    for a, b in zip(offs[:-1], offs[1:])])
+    np.testing.assert_allclose(plain[0], ref, rtol=1e-5, atol=1e-5)
+    assert plain[3].tolist() == np.diff(offs).tolist()
