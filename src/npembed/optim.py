@@ -32,7 +32,16 @@ from typing import Any, Iterable
 import numpy as np
 
 from ._checks import check_positive_float
-from .kernels import adagrad_rows, adam_replay, adam_rows, momentum_rows, sgd_rows, sgd_scatter
+from .kernels import (
+    adagrad_replay,
+    adagrad_rows,
+    adam_replay,
+    adam_rows,
+    momentum_rows,
+    sgd_replay,
+    sgd_rows,
+    sgd_scatter,
+)
 from .parameter import Parameter, RowSparseGrad
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW", "SPARSE_MODES"]
@@ -365,6 +374,15 @@ class SGD(Optimizer):
             g = g + dt(self.momentum) * b if self.nesterov else b
         w -= dt(lr) * g
 
+    def _replay(self, p, s, rows, upto):
+        if p.data.ndim != 2:
+            return False
+        sc = p.row_lr_scale[rows] if p.row_lr_scale is not None else None
+        buf = s.get("momentum_buffer", np.zeros((0, p.data.shape[1]), dtype=p.data.dtype))
+        sgd_replay(p.data, buf, rows, s["last"], upto, s["lrs"], s["lr_offset"], sc, self.momentum, self.dampening,
+                   self.weight_decay, self.nesterov)
+        return True
+
     def _lazy_rows(self, p, grad, s, t):
         # fused kernels: one pass over the touched rows
         raw = grad.raw_rows() if isinstance(grad, RowSparseGrad) else None
@@ -421,6 +439,14 @@ class Adagrad(Optimizer):
 
     def _square(self, g: np.ndarray) -> np.ndarray:
         return g * g
+
+    def _replay(self, p, s, rows, upto):
+        if p.data.ndim != 2 or s["sum"].shape != p.data.shape:  # row-wise: the generic replay
+            return False
+        sc = p.row_lr_scale[rows] if p.row_lr_scale is not None else None
+        adagrad_replay(p.data, s["sum"], rows, s["last"], upto, s["lrs"], s["lr_offset"], sc, self.lr_decay,
+                       self.weight_decay, self.eps)
+        return True
 
     def _lazy_rows(self, p, grad, s, t):
         if p.data.ndim == 2:  # a fused kernel: one pass over the touched rows

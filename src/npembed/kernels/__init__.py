@@ -27,6 +27,8 @@ __all__ = [
     "sgd_scatter",
     "adam_rows",
     "adam_replay",
+    "sgd_replay",
+    "adagrad_replay",
     "adagrad_rows",
     "momentum_rows",
     "ordered_pairs",
@@ -593,6 +595,72 @@ def adam_replay(weight, m, v, rows, last, upto, lrs, offset, scale, betas, eps, 
     _adam_replay(work, weight, m, v, rows, last, np.int64(upto), np.asarray(lrs, dtype=np.float64), np.int64(offset),
                  _scale_arg(scale, np.float64), bc1, bc2s, t(b1), t(1.0 - b1), t(b2), t(1.0 - b2), t(eps),
                  float(weight_decay), bool(decoupled))
+
+
+@_dual
+def _sgd_replay(weight, buf, rows, last, upto, lrs, offset, scale, momentum, damp1, wd, nesterov):  # pragma: no cover
+    # SGD.`_update` with a zero gradient, step by step, per row, the same float operations.
+    d = weight.shape[1]
+    dt = weight.dtype.type
+    zero = dt(0.0)
+    scaled = scale.shape[0] > 0
+    use_m = momentum != zero
+    for i in nb.prange(rows.shape[0]):
+        r = rows[i]
+        sc = scale[i] if scaled else 1.0
+        for k in range(last[r] + 1, upto + 1):
+            lr = dt(lrs[k - 1 - offset] * sc)
+            for j in range(d):
+                g = zero + wd * weight[r, j] if wd != zero else zero
+                if use_m:
+                    if k == 1:
+                        b = g
+                    else:
+                        b = buf[r, j] * momentum
+                        b = b + damp1 * g
+                    buf[r, j] = b
+                    g = g + momentum * b if nesterov else b
+                weight[r, j] -= lr * g
+
+
+def sgd_replay(weight, buf, rows, last, upto, lrs, offset, scale, momentum, dampening, weight_decay, nesterov) -> None:
+    """Exact-mode SGD (momentum and/or weight decay): bring ``rows`` from ``last[row]`` to step
+    ``upto`` with zero gradients, as the dense rule would have (``buf``: the momentum buffer)."""
+    if not rows.shape[0]:
+        return
+    t = weight.dtype.type
+    work = int((upto - int(last[rows].min())) * rows.shape[0] * weight.shape[1])
+    _sgd_replay(work, weight, buf, rows, last, np.int64(upto), np.asarray(lrs, dtype=np.float64), np.int64(offset),
+                _scale_arg(scale, np.float64), t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov))
+
+
+@_dual
+def _adagrad_replay(weight, acc, rows, last, upto, lrs, offset, scale, lr_decay, wd, eps):  # pragma: no cover
+    # Adagrad._update with a zero gradient (only weight decay moves a row), per row.
+    d = weight.shape[1]
+    dt = weight.dtype.type
+    scaled = scale.shape[0] > 0
+    for i in nb.prange(rows.shape[0]):
+        r = rows[i]
+        sc = scale[i] if scaled else 1.0
+        for k in range(last[r] + 1, upto + 1):
+            clr = dt(lrs[k - 1 - offset] * sc / (1.0 + (k - 1) * lr_decay))
+            for j in range(d):
+                g = dt(0.0) + wd * weight[r, j]
+                a = acc[r, j] + g * g
+                acc[r, j] = a
+                std = np.sqrt(a) + eps
+                weight[r, j] -= clr * (g / std)
+
+
+def adagrad_replay(weight, acc, rows, last, upto, lrs, offset, scale, lr_decay, weight_decay, eps) -> None:
+    """Exact-mode element-wise Adagrad with weight decay: the idle steps of ``rows`` up to ``upto``."""
+    if not rows.shape[0]:
+        return
+    t = weight.dtype.type
+    work = int((upto - int(last[rows].min())) * rows.shape[0] * weight.shape[1])
+    _adagrad_replay(work, weight, acc, rows, last, np.int64(upto), np.asarray(lrs, dtype=np.float64), np.int64(offset),
+                    _scale_arg(scale, np.float64), float(lr_decay), t(weight_decay), t(eps))
 
 
 @nb.njit(cache=True, nogil=True)
