@@ -12,15 +12,20 @@ import time
 import numpy as np
 
 from . import (
+    adagrad_replay,
     adagrad_rows,
+    adam_replay,
     adam_rows,
     coalesce_rows,
+    gather_checked,
     gather_rows,
     masked_mean,
     masked_mean_backward,
     momentum_rows,
     ordered_pairs,
+    sgd_replay,
     sgd_rows,
+    sgd_scatter,
 )
 from .bag import bag_forward, bag_groups, bag_table_grad, bag_weight_grad
 
@@ -46,8 +51,17 @@ def _calls(dtype) -> list:
         out, _, wsum, counts = bag_forward(w, ids, offs, np.ones(4, dtype), "mean", -1, 0.0)
         bag_weight_grad(w, ids, offs, np.ones(4, dtype), "mean", -1, out, out, wsum, counts)
 
+    last = np.zeros(6, dtype=np.int64)
+
+    def replays():
+        adam_replay(w.copy(), np.zeros_like(w), np.zeros_like(w), idx, last, 2, [0.1, 0.1], 0, None, (0.9, 0.999), 1e-8, 0.0, False)
+        sgd_replay(w.copy(), np.zeros_like(w), idx, last, 2, [0.1, 0.1], 0, None, 0.9, 0.0, 0.0, False)
+        adagrad_replay(w.copy(), np.zeros_like(w), idx, last, 2, [0.1, 0.1], 0, None, 0.0, 0.1, 1e-10)
+
     return [
-        ("gather_rows", lambda: gather_rows(w, ids)),
+        ("gather_rows", lambda: (gather_rows(w, ids), gather_checked(w, ids))),
+        ("sgd_scatter", lambda: sgd_scatter(w.copy(), ids, rows, 0.1)),
+        ("exact replays", replays),
         ("coalesce_rows", lambda: coalesce_rows(ids, rows, num_rows=6)),
         ("masked_mean", lambda: masked_mean_backward(masked_mean(rows.reshape(2, 2, 3), mask)[0], mask, np.array([2, 2]))),
         ("sgd_rows", lambda: sgd_rows(w.copy(), idx, g2, 0.1)),
