@@ -92,3 +92,13 @@ def test_align_errors_and_large_values():
     assert np.isfinite(emb.weight.data).all() and emb.weight.data[1, 0] == np.float32(3e38)
     with pytest.raises(TypeError, match=r"sequence 0 is a string \('hello world'\), which would count characters"):
         Vocab.build(["hello world"])
+
+
+def test_statistics_near_the_float64_limit():
+    from npembed import KeyedVectors, Vocab, align_vectors
+
+    kv = KeyedVectors(["a", "b"], np.array([[1e300, -1e300], [1e300, 1e300]]))
+    emb, _ = align_vectors(kv, Vocab(["a", "c"]), missing="mean", dtype=np.float64)
+    np.testing.assert_allclose(emb.weight.data[1], [1e300, 0.0], atol=1e285)
+    emb, _ = align_vectors(kv, Vocab(["a", "c"]), missing="random", dtype=np.float64, rng=0)
+    assert np.isfinite(emb.weight.data).all()

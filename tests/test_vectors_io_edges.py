@@ -177,3 +177,8 @@ def test_counts_files_as_gensim_accepts_them_and_odd_temporary_names(tmp_path):
     assert (tmp_path / ".x.vec.tmp-99999999999999999999-a").exists()
     with pytest.raises(FileNotFoundError, match=r"cannot write .*nodir/x.vec: the folder .*nodir does not exist"):
         save_vectors(tmp_path / "nodir" / "x.vec", ["a"], np.ones((1, 2)))
+
+
+def test_a_signed_header_is_a_header_as_gensim_reads_it(tmp_path):
+    vf = load_vectors(_w(tmp_path, "p.vec", "+2 2\na 1 2\nb 3 4\n"))
+    assert vf.format == "word2vec" and vf.keys == ["a", "b"]

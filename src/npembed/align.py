@@ -109,11 +109,16 @@ def align_vectors(
     if n_missing:
         if missing == "zeros":
             table[~found] = 0
-        elif missing == "mean":
-            table[~found] = src.mean(axis=0, dtype=np.float64)
         else:
-            mu, sd = src.mean(axis=0, dtype=np.float64), src.std(axis=0, dtype=np.float64)
-            table[~found] = mu + sd * gen.standard_normal((n_missing, d))
+            # statistics of the file's vectors scaled to at most 1 first: no overflow near the float limits
+            top = float(np.abs(src).max()) if src.size else 0.0
+            top = top if np.isfinite(top) and top > 0 else 1.0
+            mu = src.mean(axis=0, dtype=np.float64) if top < 1e150 else (src / top).mean(axis=0, dtype=np.float64) * top
+            if missing == "mean":
+                table[~found] = mu
+            else:
+                sd = src.std(axis=0, dtype=np.float64) if top < 1e150 else (src / top).std(axis=0, dtype=np.float64) * top
+                table[~found] = mu + sd * gen.standard_normal((n_missing, d))
     counts = vocab.counts
     token_cov = float(counts[found].sum() / counts.sum()) if counts.sum() > 0 else None
     words = ~is_special

@@ -168,7 +168,7 @@ class _Stream:
 
 def _header(line: bytes) -> tuple[int, int] | None:
     parts = line.split()
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
+    if len(parts) == 2 and all(p.removeprefix(b"+").isdigit() for p in parts):  # "+2 2" too, as int() reads it
         return int(parts[0]), int(parts[1])
     return None
 
