@@ -41,7 +41,7 @@ def test_thread_count_errors():
         npembed.set_num_threads(top + 1)
     with pytest.raises(ValueError, match="the number of threads must be a positive integer"):
         with npembed.num_threads(0):
-            pass
+            raise AssertionError("the block must not run with a bad thread count")
     assert npembed.get_num_threads() == min(available_cores(), top)
 
 

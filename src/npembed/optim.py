@@ -210,7 +210,10 @@ class Optimizer(ABC):
             frozen = p.row_frozen[cand]
             last[cand[frozen]] = upto
             cand = cand[~frozen]
-        if cand.size and self._replay(p, s, cand, upto):
+        compiled = cand.size and p.data.ndim == 2 and self._replay(
+            p, s, cand, upto, None if p.row_lr_scale is None else p.row_lr_scale[cand]
+        )
+        if compiled:
             last[cand] = upto
         elif cand.size:
             cand = cand[np.argsort(last[cand], kind="stable")]
@@ -227,9 +230,10 @@ class Optimizer(ABC):
         if rows is None and upto == s["step"]:
             self._all_current(s, upto)
 
-    def _replay(self, p, s, rows, upto: int) -> bool:
-        """A compiled replay of the idle steps of ``rows`` up to ``upto``; False: none, use the
-        generic one (a loop over steps, vectorised over rows)."""
+    def _replay(self, p, s, rows, upto: int, scale) -> bool:
+        """A compiled replay of the idle steps of ``rows`` (of a 2-D table; ``scale``: their
+        learning-rate multipliers or None) up to ``upto``; False: none, use the generic one (a loop
+        over steps, vectorised over rows)."""
         return False
 
     def catch_up(self) -> None:
@@ -374,12 +378,9 @@ class SGD(Optimizer):
             g = g + dt(self.momentum) * b if self.nesterov else b
         w -= dt(lr) * g
 
-    def _replay(self, p, s, rows, upto):
-        if p.data.ndim != 2:
-            return False
-        sc = p.row_lr_scale[rows] if p.row_lr_scale is not None else None
+    def _replay(self, p, s, rows, upto, scale):
         buf = s.get("momentum_buffer", np.zeros((0, p.data.shape[1]), dtype=p.data.dtype))
-        sgd_replay(p.data, buf, rows, s["last"], upto, s["lrs"], s["lr_offset"], sc, self.momentum, self.dampening,
+        sgd_replay(p.data, buf, rows, s["last"], upto, s["lrs"], s["lr_offset"], scale, self.momentum, self.dampening,
                    self.weight_decay, self.nesterov)
         return True
 
@@ -440,11 +441,10 @@ class Adagrad(Optimizer):
     def _square(self, g: np.ndarray) -> np.ndarray:
         return g * g
 
-    def _replay(self, p, s, rows, upto):
-        if p.data.ndim != 2 or s["sum"].shape != p.data.shape:  # row-wise: the generic replay
+    def _replay(self, p, s, rows, upto, scale):
+        if s["sum"].shape != p.data.shape:  # row-wise: the generic replay
             return False
-        sc = p.row_lr_scale[rows] if p.row_lr_scale is not None else None
-        adagrad_replay(p.data, s["sum"], rows, s["last"], upto, s["lrs"], s["lr_offset"], sc, self.lr_decay,
+        adagrad_replay(p.data, s["sum"], rows, s["last"], upto, s["lrs"], s["lr_offset"], scale, self.lr_decay,
                        self.weight_decay, self.eps)
         return True
 
@@ -551,11 +551,8 @@ class Adam(Optimizer):
         denom += dt(self.eps)
         w -= dt(lr / (1.0 - b1**t)) * (m / denom)
 
-    def _replay(self, p, s, rows, upto):
-        if p.data.ndim != 2:
-            return False
-        sc = p.row_lr_scale[rows] if p.row_lr_scale is not None else None
-        adam_replay(p.data, s["exp_avg"], s["exp_avg_sq"], rows, s["last"], upto, s["lrs"], s["lr_offset"], sc,
+    def _replay(self, p, s, rows, upto, scale):
+        adam_replay(p.data, s["exp_avg"], s["exp_avg_sq"], rows, s["last"], upto, s["lrs"], s["lr_offset"], scale,
                     self.betas, self.eps, self.weight_decay, self.decoupled)
         return True
 

@@ -436,9 +436,6 @@ def load_vectors(
                 raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise FormatError(f"gzip stream is damaged or cut short ({exc}).", path) from None
-    r = _first_nonfinite_row(out.vectors)
-    if r >= 0:
-        raise FormatError(f"the vector of key {out.keys[r]!r} holds NaN or infinite values.", path)
     if counts_file is not None:
         out.counts = _read_counts(os.fspath(counts_file), out.keys, encoding)
     return out

@@ -575,6 +575,11 @@ def _adam_replay(weight, m, v, rows, last, upto, lrs, offset, scale, bc1, bc2s, 
                 weight[r, j] -= step * (mj / den)
 
 
+def _replay_work(weight, rows, last, upto: int) -> int:
+    """Elements a replay touches at most: every row over the longest idle stretch."""
+    return int((upto - int(last[rows].min())) * rows.shape[0] * weight.shape[1])
+
+
 def adam_replay(weight, m, v, rows, last, upto, lrs, offset, scale, betas, eps, weight_decay, decoupled) -> None:
     """Exact-mode Adam: bring ``rows`` (unique) from step ``last[row]`` to ``upto`` with zero
     gradients, as the dense rule would have. ``lrs[k - 1 - offset]`` is step k's learning rate."""
@@ -591,7 +596,7 @@ def adam_replay(weight, m, v, rows, last, upto, lrs, offset, scale, betas, eps, 
     for k in ks:  # the per-step constants, computed as Adam._update computes them
         bc1[k] = 1.0 - b1**k
         bc2s[k] = t(math.sqrt(1.0 - b2**k))
-    work = int((upto - first + 1) * rows.shape[0] * weight.shape[1])
+    work = _replay_work(weight, rows, last, upto)
     _adam_replay(work, weight, m, v, rows, last, np.int64(upto), np.asarray(lrs, dtype=np.float64), np.int64(offset),
                  _scale_arg(scale, np.float64), bc1, bc2s, t(b1), t(1.0 - b1), t(b2), t(1.0 - b2), t(eps),
                  float(weight_decay), bool(decoupled))
@@ -629,7 +634,7 @@ def sgd_replay(weight, buf, rows, last, upto, lrs, offset, scale, momentum, damp
     if not rows.shape[0]:
         return
     t = weight.dtype.type
-    work = int((upto - int(last[rows].min())) * rows.shape[0] * weight.shape[1])
+    work = _replay_work(weight, rows, last, upto)
     _sgd_replay(work, weight, buf, rows, last, np.int64(upto), np.asarray(lrs, dtype=np.float64), np.int64(offset),
                 _scale_arg(scale, np.float64), t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov))
 
@@ -658,7 +663,7 @@ def adagrad_replay(weight, acc, rows, last, upto, lrs, offset, scale, lr_decay, 
     if not rows.shape[0]:
         return
     t = weight.dtype.type
-    work = int((upto - int(last[rows].min())) * rows.shape[0] * weight.shape[1])
+    work = _replay_work(weight, rows, last, upto)
     _adagrad_replay(work, weight, acc, rows, last, np.int64(upto), np.asarray(lrs, dtype=np.float64), np.int64(offset),
                     _scale_arg(scale, np.float64), float(lr_decay), t(weight_decay), t(eps))
 

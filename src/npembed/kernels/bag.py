@@ -138,6 +138,17 @@ def bag_forward(weight, ids, offsets, psw, mode: str, skip: int, empty_value: fl
     return out, arg, wsum, counts
 
 
+@nb.njit(inline="always", nogil=True)
+def _denominator(mode, wsum_b):  # pragma: no cover - compiled
+    """What a bag's weighted sum is divided by: 1 (sum), the weight sum (mean), or the root of the
+    squared weights' sum (sqrtn)."""
+    if mode == 0:
+        return 1.0
+    if mode == 1:
+        return wsum_b
+    return np.sqrt(wsum_b)
+
+
 @_dual
 def _bag_table_grad(starts, sorted_pos, bag_of, psw, mode, grad, arg, wsum, out):  # pragma: no cover
     """The table gradient, already summed per unique id: group ``u`` (one id) adds, position by
@@ -152,12 +163,7 @@ def _bag_table_grad(starts, sorted_pos, bag_of, psw, mode, grad, arg, wsum, out)
                     if arg[b, j] == i:
                         out[u, j] += grad[b, j]
                 continue
-            if mode == 0:
-                denom = 1.0
-            elif mode == 1:
-                denom = wsum[b]
-            else:
-                denom = np.sqrt(wsum[b])
+            denom = _denominator(mode, wsum[b])
             scale = psw[i] / denom
             for j in range(d):
                 out[u, j] += scale * grad[b, j]
@@ -170,12 +176,7 @@ def _bag_weight_grad(weight, ids, offsets, psw, mode, skip, grad, out, wsum, cou
     for b in nb.prange(nbags):
         if counts[b] == 0:
             continue
-        if mode == 0:
-            denom = 1.0
-        elif mode == 1:
-            denom = wsum[b]
-        else:
-            denom = np.sqrt(wsum[b])
+        denom = _denominator(mode, wsum[b])
         dot_o = 0.0
         if mode >= 1:
             for j in range(d):
