@@ -7,6 +7,7 @@ import pytest
 from npembed import SGD, Adagrad, Adam, AdamW, Parameter, RowSparseGrad, RowWiseAdagrad
 
 from .conftest import torch_or_skip
+from .test_optim import _run_torch as _torch
 
 V, D = 12, 3
 
@@ -34,17 +35,6 @@ def _ours(cls, w0, steps, sparse, lrs=None, **kw):
         opt.step()
     opt.catch_up()
     return p.data, opt
-
-
-def _torch(torch, name, w0, steps, sparse, **kw):
-    t = torch.tensor(w0, requires_grad=True)
-    opt = getattr(torch.optim, name)([t], **kw)
-    for ids, rows in steps:
-        opt.zero_grad()
-        g = torch.sparse_coo_tensor(torch.tensor(ids)[None, :], torch.tensor(rows), w0.shape, check_invariants=True).coalesce()
-        t.grad = g if sparse else g.to_dense()
-        opt.step()
-    return t.detach().numpy()
 
 
 DENSE_CASES = [
