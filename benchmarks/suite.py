@@ -89,10 +89,9 @@ def zipf_ids(rng, n, rows, a=1.2):
 
 
 class Report:
-    def __init__(self, args):
+    def __init__(self):
         self.rows: list[dict] = []
         self.meta: dict = {}
-        self.args = args
 
     def add(self, section: str, case: str, ours: float, peers: dict, moved_bytes: float | None = None, **extra):
         row = {"section": section, "case": case, "npembed_ms": ours * 1e3}
@@ -370,7 +369,7 @@ def main(argv=None) -> int:
 
     threads = npembed.set_num_threads(args.threads)
     torch.set_num_threads(threads)
-    rep = Report(args)
+    rep = Report()
     rep.meta.update({
         "threads": threads, "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
