@@ -13,7 +13,7 @@ import types
 import numba as nb
 import numpy as np
 
-from ._prefetch import distance, prefetch_row
+from ._prefetch import BIG_TABLE, distance, prefetch_row
 
 __all__ = [
     "PARALLEL_MIN_WORK",
@@ -75,7 +75,7 @@ PARALLEL_MIN_WORK = 1 << 20
 # tables (the main job's is 195 KB) stay serial: their rows are cached, and a parallel kernel
 # there only risks waiting for a core that another library's spinning thread holds (measured: a
 # main-job step took 8 ms instead of 1.6 ms with the threshold at 2**18).
-BIG_TABLE_BYTES = 1 << 26
+BIG_TABLE_BYTES = BIG_TABLE
 
 
 def table_work(elements: int, table_bytes: int) -> int:

@@ -72,9 +72,10 @@ def _bag_forward(weight, ids, offsets, psw, mode, skip, empty_value, out, arg, w
 @_dual
 def _bag_sum_plain(weight, ids, offsets, skip, mean, empty_value, out, wsum, counts):  # pragma: no cover
     # Unweighted sum and mean, the common case: nothing in the inner loop but the adds (the
-    # general kernel's per-position weight and mode tests cost about 2x here, measured), four ids
-    # at a time where a bag has no padding or invalid id (one load and store of the output row
-    # per four table rows: measured 10-20% faster at d = 256).
+    # general kernel's per-position weight and mode tests cost about 2x here, measured). Each
+    # position asks for the row `ahead` positions on (in this bag or the next ones) just before
+    # adding its own: an earlier version that asked for a whole bag's rows at once, then added
+    # four rows per pass, was 10-25% slower.
     nbags = offsets.shape[0] - 1
     d = weight.shape[1]
     n = ids.shape[0]
@@ -83,22 +84,12 @@ def _bag_sum_plain(weight, ids, offsets, skip, mean, empty_value, out, wsum, cou
         lo, hi = offsets[b], offsets[b + 1]
         for j in range(d):
             out[b, j] = 0
-        clean = True
-        for i in range(lo, hi):
-            if ahead and i + ahead < n and ids[i + ahead] >= 0:
-                prefetch_row(weight, ids[i + ahead])
-            if ids[i] == skip or ids[i] < 0:
-                clean = False
         c = 0
-        i = lo
-        if clean:
-            while i + 3 < hi:
-                r0, r1, r2, r3 = ids[i], ids[i + 1], ids[i + 2], ids[i + 3]
-                for j in range(d):
-                    out[b, j] += (weight[r0, j] + weight[r1, j]) + (weight[r2, j] + weight[r3, j])
-                i += 4
-            c = i - lo
-        for i in range(i, hi):
+        for i in range(lo, hi):
+            if ahead and i + ahead < n:
+                q = ids[i + ahead]
+                if q >= 0:
+                    prefetch_row(weight, q)
             r = ids[i]
             if r == skip or r < 0:
                 continue
