@@ -7,6 +7,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import init as _init
+from ._alloc import as_table, table_copy
 from ._checks import check_float_dtype, check_ids, check_positive_int
 from .kernels import gather_checked, gather_rows
 from .parameter import Parameter, RowSparseGrad
@@ -240,7 +241,7 @@ class Embedding:
         shape = (self.num_embeddings, self.embedding_dim)
         if isinstance(self._init, _Pretrained):
             # from_pretrained keeps the given padding row, as PyTorch does.
-            self.weight.data = np.array(self._init.matrix, dtype=self.dtype, copy=True)
+            self.weight.data = table_copy(self._init.matrix, self.dtype)
             self.weight.grad = None
             return
         if isinstance(self._init, np.ndarray):
@@ -248,12 +249,12 @@ class Embedding:
                 raise ValueError(f"`init` array must have shape {shape}; got {self._init.shape}.")
             if self._init.dtype.kind not in "fiu":
                 raise TypeError(f"`init` array must hold numbers; got dtype {self._init.dtype}.")
-            table = np.array(self._init, dtype=self.dtype, copy=True)
+            table = table_copy(self._init, self.dtype)
             if not np.isfinite(table).all():
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(table))[0])
                 raise ValueError(f"`init` array must be finite; got {table[bad]} at position {bad}.")
         else:
-            table = _init.apply(self._init, shape, self._rng, self.dtype)
+            table = as_table(_init.apply(self._init, shape, self._rng, self.dtype))
         if self.padding_idx is not None:
             table[self.padding_idx] = 0
         for r in self.special_ids:

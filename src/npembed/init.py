@@ -13,6 +13,8 @@ from typing import Callable, Union
 
 import numpy as np
 
+from ._alloc import table_empty, table_zeros
+
 __all__ = ["normal", "uniform", "xavier_uniform", "zeros", "resolve", "apply", "Initializer"]
 
 Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
@@ -27,15 +29,15 @@ def _floating(dtype) -> np.dtype:
 
 def _std_normal(shape, rng, dtype):
     dt = _floating(dtype)
-    if dt in (np.float32, np.float64):
-        return rng.standard_normal(shape, dtype=dt)
+    if dt in (np.float32, np.float64):  # drawn in place: the same numbers as without `out`
+        return rng.standard_normal(dtype=dt, out=table_empty(shape, dt))
     return rng.standard_normal(shape).astype(dt)
 
 
 def _std_uniform(shape, rng, dtype):
     dt = _floating(dtype)
     if dt in (np.float32, np.float64):
-        return rng.random(shape, dtype=dt)
+        return rng.random(dtype=dt, out=table_empty(shape, dt))
     return rng.random(shape).astype(dt)
 
 
@@ -99,7 +101,7 @@ def zeros() -> Initializer:
     """All zeros."""
 
     def init(shape, rng, dtype=np.float32):
-        return np.zeros(shape, dtype=_floating(dtype))
+        return table_zeros(shape, _floating(dtype))
 
     init.__qualname__ = "zeros()"
     return init

@@ -31,6 +31,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ._alloc import table_full, table_zeros
 from ._checks import check_positive_float
 from .kernels import (
     adagrad_replay,
@@ -359,7 +360,7 @@ class SGD(Optimizer):
                     weight_decay=self.weight_decay, nesterov=self.nesterov)
 
     def _init_state(self, p):
-        return {"momentum_buffer": np.zeros_like(p.data)} if self.momentum else {}
+        return {"momentum_buffer": table_zeros(p.data.shape, p.data.dtype)} if self.momentum else {}
 
     def _idle_is_still(self):
         return not self.momentum and not self.weight_decay
@@ -436,7 +437,7 @@ class Adagrad(Optimizer):
         return p.data.shape
 
     def _init_state(self, p):
-        return {"sum": np.full(self._accumulator_shape(p), self.initial_accumulator_value, dtype=p.data.dtype)}
+        return {"sum": table_full(self._accumulator_shape(p), self.initial_accumulator_value, p.data.dtype)}
 
     def _square(self, g: np.ndarray) -> np.ndarray:
         return g * g
@@ -526,7 +527,7 @@ class Adam(Optimizer):
         return dict(super().hyperparameters(), betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
 
     def _init_state(self, p):
-        return {"exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+        return {"exp_avg": table_zeros(p.data.shape, p.data.dtype), "exp_avg_sq": table_zeros(p.data.shape, p.data.dtype)}
 
     def _decay(self, w, g, lr) -> np.ndarray:
         dt = w.dtype.type
