@@ -163,7 +163,12 @@ def section_lookup_backward(rep: Report, rng, torch, which: set, quick: bool) ->
                     emb(pool[nxt("npembed")])
 
                 def ours():
-                    emb.backward(g)
+                    emb.backward(g)  # copies g's rows: the caller may reuse g before the step
+                    opt.step()
+                    opt.zero_grad()
+
+                def ours_donated():
+                    emb.backward(g, donate=True)  # keeps g until the step, as PyTorch does
                     opt.step()
                     opt.zero_grad()
 
@@ -177,12 +182,16 @@ def section_lookup_backward(rep: Report, rng, torch, which: set, quick: bool) ->
 
                 scaled = (-0.01 * g).reshape(-1, d)
                 np_w = w.copy()
-                t = compare({"npembed": ours, "torch": theirs,
+                t = compare({"npembed": ours, "npembed donate": ours_donated, "torch": theirs,
                              "np.add.at": lambda: np.add.at(np_w, pool[nxt("numpy")].reshape(-1), scaled)},
-                            rounds=5, per_round=4 if d < 256 else 2, setups={"npembed": ours_setup, "torch": torch_setup})
+                            rounds=5, per_round=4 if d < 256 else 2,
+                            setups={"npembed": ours_setup, "npembed donate": ours_setup, "torch": torch_setup})
                 k = np.unique(ids).size
+                moved = n * d * 4 + 2 * k * d * 4 + n * 8
                 rep.add("backward", f"backward+SGD d={d} {dist}", t["npembed"], {"torch": t["torch"], "np.add.at": t["np.add.at"]},
-                        moved_bytes=n * d * 4 + 2 * k * d * 4 + n * 8)
+                        moved_bytes=moved)
+                rep.add("backward", f"backward(donate=True)+SGD d={d} {dist}", t["npembed donate"],
+                        {"torch": t["torch"], "np.add.at": t["np.add.at"]}, moved_bytes=moved)
         del w
 
 

@@ -339,9 +339,48 @@ def test_a_reused_gradient_buffer_does_not_change_the_stored_gradient():
         assert np.abs(emb.weight.data - before).max() < 0.25
 
 
+def test_donated_gradient_is_kept_uncopied_and_never_written():
+    import npembed
+
+    ids = np.array([[1, 2], [2, 5]])
+    g = np.arange(12, dtype=np.float32).reshape(2, 2, 3) / 10
+    for opt_cls, kw in [(npembed.SGD, {}), (npembed.SGD, {"momentum": 0.9}), (npembed.Adam, {}),
+                        (npembed.Adam, {"weight_decay": 0.1}), (npembed.AdamW, {}), (npembed.Adagrad, {}),
+                        (npembed.RowWiseAdagrad, {}), (npembed.Adam, {"sparse_mode": "exact"})]:
+        tables = []
+        for donate in (False, True):
+            emb = npembed.Embedding(10, 3, rng=0)
+            opt = opt_cls(emb.parameters(), lr=0.1, **kw)
+            given = g.copy()
+            for _ in range(3):
+                emb(ids)
+                emb.backward(given, donate=donate)
+                raw = emb.weight.grad.raw_rows()[1]
+                assert np.shares_memory(raw, given) == donate  # donated: kept as given, no copy
+                opt.step()
+                opt.zero_grad()
+            np.testing.assert_array_equal(given, g)  # npembed never writes into the caller's gradient
+            tables.append(emb.weight.data.copy())
+        np.testing.assert_array_equal(tables[0], tables[1])  # the same bits either way
+
+
+def test_a_converted_gradient_is_not_copied_twice():
+    import npembed
+
+    emb = npembed.Embedding(10, 3, rng=0)
+    emb(np.array([1, 2, 2]))
+    g = np.ones((3, 3), dtype=np.float64)  # converted to the table's float32: already a new array
+    emb.backward(g)
+    raw = emb.weight.grad.raw_rows()[1]
+    # a view of the converted array (a second copy would own its memory)
+    assert raw.dtype == np.float32 and not np.shares_memory(raw, g) and raw.base is not None
+    with pytest.raises(TypeError, match=r"`donate` must be True or False; got 1\."):
+        emb.backward(g, donate=1)
+
+
 @pytest.mark.parametrize("mode", ["sum", "mean"])
-def test_unweighted_bag_kernel_four_at_a_time(rng, path, mode):
-    """Bags without padding or invalid ids take the four-ids-at-a-time loop, any length."""
+def test_unweighted_bag_kernel_any_bag_length(rng, path, mode):
+    """The plain (unweighted) kernel against a loop, bags of every length, repeated ids."""
     from npembed.kernels.bag import bag_forward
 
     w = rng.standard_normal((1000, 40)).astype(np.float32)

@@ -432,8 +432,17 @@ class Embedding:
         g[over] = ge.astype(g.dtype)
         return g
 
-    def backward(self, grad_output: np.ndarray) -> None:
-        """Accumulate the row-sparse table gradient into ``weight.grad``; ids have no gradient."""
+    def backward(self, grad_output: np.ndarray, *, donate: bool = False) -> None:
+        """Accumulate the row-sparse table gradient into ``weight.grad``; ids have no gradient.
+
+        The gradient keeps one row of ``grad_output`` per looked-up position until the optimizer
+        step reads it. By default those rows are copied, so the caller may change or reuse
+        ``grad_output`` at once. ``donate=True`` hands the array over instead: no copy (at
+        d = 256 the copy is a third of backward + SGD step), and the caller must not change
+        it before the step (PyTorch's sparse gradients keep the caller's array the same way).
+        """
+        if not isinstance(donate, (bool, np.bool_)):
+            raise TypeError(f"`donate` must be True or False; got {donate!r}.")
         if self._ids is None:
             raise RuntimeError("Embedding.backward called before forward: call the layer on ids first.")
         expected = self._shape + (self.embedding_dim,)
@@ -447,15 +456,18 @@ class Embedding:
         g = grad_output.astype(self.dtype, copy=False).reshape(-1, self.embedding_dim)
         if self._clip is not None:
             g = self._clip_backward(g)
-        self.weight.accumulate(self._row_grad(self._ids, g))
+        # A converted or clipped gradient is already a new array: nothing to protect.
+        keep = bool(donate) or not np.may_share_memory(g, grad_output)
+        self.weight.accumulate(self._row_grad(self._ids, g, keep))
         return None
 
-    def _row_grad(self, flat: np.ndarray, rows: np.ndarray) -> RowSparseGrad:
+    def _row_grad(self, flat: np.ndarray, rows: np.ndarray, keep: bool = False) -> RowSparseGrad:
         """The table gradient from one gradient row per looked-up position (invalid ids are -1,
-        already checked in forward): summed on first use, or added straight in by plain SGD."""
+        already checked in forward): summed on first use, or added straight in by plain SGD.
+        ``keep``: ``rows`` may be kept as they are (nobody else will change them)."""
         if not self.scale_grad_by_freq:
             return RowSparseGrad._deferred(flat, rows, (self.num_embeddings, self.embedding_dim), -1, self._frozen,
-                                           self._lr_scale)
+                                           self._lr_scale, copy=not keep)
         valid = flat >= 0
         if not valid.all():  # invalid_ids="zero": those positions looked up nothing
             flat, rows = flat[valid], rows[valid]

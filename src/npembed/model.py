@@ -81,7 +81,7 @@ class BasketModel:
     def backward(self, grad_logits: np.ndarray) -> None:
         dh = self.output.backward(grad_logits)
         de = self.pool.backward(dh)
-        self.embedding.backward(de)
+        self.embedding.backward(de, donate=True)  # a new array, referenced nowhere else
 
     def parameters(self) -> list[Parameter]:
         return self.embedding.parameters() + self.output.parameters()

@@ -69,13 +69,16 @@ class RowSparseGrad:
         self._raw = None
 
     @classmethod
-    def _deferred(cls, ids: np.ndarray, rows: np.ndarray, shape, skip: int, frozen, lr_scale) -> "RowSparseGrad":
+    def _deferred(cls, ids: np.ndarray, rows: np.ndarray, shape, skip: int, frozen, lr_scale,
+                  copy: bool = True) -> "RowSparseGrad":
         """One row per position of checked 1-D int64 ``ids`` (negative ids and ``skip`` take no
-        part; nor do rows marked in ``frozen``): summed only when first read."""
+        part; nor do rows marked in ``frozen``): summed only when first read. ``copy``: copy
+        ``rows`` (the caller may reuse its gradient buffer before the optimizer step reads it);
+        without it they are kept as given, and nothing here ever writes to them."""
         obj = cls.__new__(cls)
         obj.shape = (int(shape[0]), int(shape[1]))
-        # a copy: the caller may reuse its gradient buffer before the optimizer step reads it
-        obj._raw = (ids, np.array(rows, order="C", copy=True), int(skip), frozen, lr_scale)
+        rows = np.array(rows, order="C", copy=True) if copy else np.ascontiguousarray(rows)
+        obj._raw = (ids, rows, int(skip), frozen, lr_scale)
         obj._indices = obj._values = obj._scale = None
         return obj
 
