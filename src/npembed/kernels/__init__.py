@@ -391,11 +391,13 @@ def _sgd_scatter(weight, ids, rows, lr, skip, frozen, lr_scale, parts):  # pragm
     ahead = distance(weight)
     for part in nb.prange(parts):
         for i in range(n):
+            if ahead and i + ahead < n:
+                q = ids[i + ahead]
+                if q >= 0 and q % parts == part:  # a row this part will update
+                    prefetch_row(weight, q)
             r = ids[i]
             if r < 0 or r == skip or r % parts != part or (use_frozen and frozen[r]):
                 continue
-            if ahead and parts == 1 and i + ahead < n and ids[i + ahead] >= 0:
-                prefetch_row(weight, ids[i + ahead])
             step = lr * lr_scale[r] if scaled else lr
             for j in range(d):
                 weight[r, j] -= step * rows[i, j]
