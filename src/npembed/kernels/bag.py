@@ -72,10 +72,12 @@ def _bag_forward(weight, ids, offsets, psw, mode, skip, empty_value, out, arg, w
 @_dual
 def _bag_sum_plain(weight, ids, offsets, skip, mean, empty_value, out, wsum, counts):  # pragma: no cover
     # Unweighted sum and mean, the common case: nothing in the inner loop but the adds (the
-    # general kernel's per-position weight and mode tests cost about 2x here, measured). Each
-    # position asks for the row `ahead` positions on (in this bag or the next ones) just before
-    # adding its own: an earlier version that asked for a whole bag's rows at once, then added
-    # four rows per pass, was 10-25% slower.
+    # general kernel's per-position weight and mode tests cost about 2x here, measured). Four ids
+    # per pass (one load and store of the output row per four table rows), asking for the four
+    # rows `ahead` positions on just before: measured on 4,096 bags of 20 ids, 1,000,000 x 64,
+    # Zipf ids (hot rows cached), 1.65 ms against 2.1 ms two ids per pass and 2.9 ms one at a
+    # time with a whole bag's rows asked for first. A group holding a padding or invalid id is
+    # added one id at a time.
     nbags = offsets.shape[0] - 1
     d = weight.shape[1]
     n = ids.shape[0]
@@ -85,7 +87,28 @@ def _bag_sum_plain(weight, ids, offsets, skip, mean, empty_value, out, wsum, cou
         for j in range(d):
             out[b, j] = 0
         c = 0
-        for i in range(lo, hi):
+        i = lo
+        while i + 3 < hi:
+            if ahead and i + 3 + ahead < n:
+                for k in range(4):
+                    q = ids[i + k + ahead]
+                    if q >= 0:
+                        prefetch_row(weight, q)
+            r0, r1, r2, r3 = ids[i], ids[i + 1], ids[i + 2], ids[i + 3]
+            if min(min(r0, r1), min(r2, r3)) < 0 or r0 == skip or r1 == skip or r2 == skip or r3 == skip:
+                for k in range(4):
+                    r = ids[i + k]
+                    if r == skip or r < 0:
+                        continue
+                    c += 1
+                    for j in range(d):
+                        out[b, j] += weight[r, j]
+            else:
+                c += 4
+                for j in range(d):
+                    out[b, j] += (weight[r0, j] + weight[r1, j]) + (weight[r2, j] + weight[r3, j])
+            i += 4
+        for i in range(i, hi):
             if ahead and i + ahead < n:
                 q = ids[i + ahead]
                 if q >= 0:
