@@ -21,8 +21,11 @@ Ratios are peer time / npembed time (above 1: npembed is faster). "GB/s" is the 
 move (rows read and written, ids read) divided by its time; "of copy" is that as a share of the
 copy bandwidth. Every call gets another batch of ids (a cycle of 16, the same for every side), so
 rows come from memory, not from the cache a repeated batch would leave them in (Zipf ids still hit
-the cache often: that is what skew does, and shares above 100% say so). Each case alternates rounds of npembed and its peers, with a pause between them so
-that one library's idle worker threads are asleep while the other is timed; the median is kept.
+the cache often: that is what skew does, and shares above 100% say so). Each library's table is
+in its own memory (PyTorch's from its allocator, NumPy's from np.empty, npembed's from its layer),
+as its users' tables are: where a table starts decides how many cache lines a row spans. Each case
+alternates rounds of npembed and its peers, with a pause between them so that one library's idle
+worker threads are asleep while the other is timed; the median is kept.
 No number here is asserted anywhere: these machines are noisy, only ratios in one run compare.
 """
 
@@ -138,7 +141,7 @@ def section_lookup_backward(rep: Report, rng, torch, which: set, quick: bool) ->
             n = ids.size
             if "lookup" in which:
                 emb = npembed.Embedding.from_pretrained(w, freeze=True)
-                tw = torch.from_numpy(w)
+                tw = torch.from_numpy(w).clone()  # in PyTorch's own memory, as its users' tables are
                 nxt = cycler(POOL)
                 t = compare({
                     "npembed": lambda: emb(pool[nxt("npembed")]),
@@ -149,10 +152,9 @@ def section_lookup_backward(rep: Report, rng, torch, which: set, quick: bool) ->
                         moved_bytes=2 * n * d * 4 + n * 8)
             if "backward" in which:
                 g = rng.standard_normal((256, 50, d), dtype=np.float32)
-                ours_w = w.copy()
-                emb = npembed.Embedding.from_pretrained(ours_w, freeze=False)
+                emb = npembed.Embedding.from_pretrained(w, freeze=False)  # a copy of w
                 opt = npembed.SGD(emb.parameters(), lr=0.01)
-                tw = torch.from_numpy(w.copy()).requires_grad_(True)
+                tw = torch.from_numpy(w).clone().requires_grad_(True)
                 topt = torch.optim.SGD([tw], lr=0.01)
                 tg = torch.from_numpy(g)
                 state = {}
@@ -211,7 +213,7 @@ def section_bag(rep: Report, rng, torch, quick: bool) -> None:
             tg = torch.from_numpy(g)
             for mode in ("sum", "mean", "max"):
                 bag = npembed.EmbeddingBag.from_pretrained(w, freeze=False, mode=mode)
-                tw = torch.from_numpy(w).requires_grad_(True)
+                tw = torch.from_numpy(w).clone().requires_grad_(True)
                 nxt = cycler(len(pool))
                 t = compare({
                     "npembed": lambda: bag(pool[nxt("npembed")], offs),

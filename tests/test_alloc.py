@@ -1,4 +1,4 @@
-"""Large tables and optimizer states in memory marked for transparent huge pages (npembed._alloc)."""
+"""Tables and optimizer states start on cache lines; large ones on huge pages (npembed._alloc)."""
 
 from __future__ import annotations
 
@@ -22,27 +22,33 @@ def small_threshold(monkeypatch):
 
 
 @needs_hint
-def test_large_tables_are_aligned_on_huge_pages_small_ones_are_plain(small_threshold):
+def test_large_tables_are_aligned_on_huge_pages_small_ones_on_cache_lines(small_threshold):
     big = _alloc.table_empty((1000, 32), np.float32)  # 128 KB
-    assert _alloc.in_huge_pages(big)
+    assert _alloc.in_huge_pages(big) and _alloc.owns(big)
     assert big.ctypes.data % (2 << 20) == 0
     assert big.flags.c_contiguous and big.flags.writeable and big.shape == (1000, 32) and big.dtype == np.float32
     assert not big.any()  # fresh anonymous memory reads as zeros
-    small = _alloc.table_empty((10, 32), np.float32)
-    assert not _alloc.in_huge_pages(small)
+    for shape in [(10, 32), (3, 5), (0, 7), (1,)]:
+        small = _alloc.table_empty(shape, np.float64)
+        assert not _alloc.in_huge_pages(small) and _alloc.owns(small)
+        assert small.shape == shape and small.flags.c_contiguous
+        assert small.size == 0 or small.ctypes.data % 64 == 0  # (an empty array points anywhere)
     z = _alloc.table_zeros((10, 32), np.float64)
-    assert not _alloc.in_huge_pages(z) and not z.any()
+    assert not _alloc.in_huge_pages(z) and not z.any() and z.ctypes.data % 64 == 0
     f = _alloc.table_full((1000, 32), 0.25, np.float64)
     assert _alloc.in_huge_pages(f) and (f == 0.25).all()
     c = _alloc.table_copy(np.arange(40000, dtype=np.float64).reshape(1000, 40), np.float32)
     assert _alloc.in_huge_pages(c) and c.dtype == np.float32 and c[999, 39] == 39999.0
+    assert not _alloc.owns(np.ones((1000, 32))) and not _alloc.in_huge_pages(np.ones((1000, 32)))
 
 
 @needs_hint
-def test_the_environment_switch_turns_huge_pages_off(small_threshold, monkeypatch):
-    monkeypatch.setenv("NPEMBED_HUGE_PAGES", "0")
-    assert not _alloc.huge_pages_enabled()
-    assert not _alloc.in_huge_pages(_alloc.table_empty((1000, 32), np.float32))
+def test_the_environment_switch_turns_the_hint_off_not_the_alignment(small_threshold, monkeypatch):
+    for off in ("0", "false", "No", " off "):
+        monkeypatch.setenv("NPEMBED_HUGE_PAGES", off)
+        assert not _alloc.huge_pages_enabled()
+        t = _alloc.table_empty((1000, 32), np.float32)
+        assert not _alloc.in_huge_pages(t) and _alloc.owns(t) and t.ctypes.data % 64 == 0
     monkeypatch.setenv("NPEMBED_HUGE_PAGES", "1")
     assert _alloc.in_huge_pages(_alloc.table_empty((1000, 32), np.float32))
 
@@ -56,10 +62,13 @@ def test_layers_and_optimizer_states_use_them_with_the_same_numbers(small_thresh
         monkeypatch.setenv("NPEMBED_HUGE_PAGES", env)
         huge = env == "1"
         for init in ("normal", "uniform", "zeros", npembed.init.xavier_uniform()):
-            assert _alloc.in_huge_pages(npembed.Embedding(1000, 32, init=init, rng=3).weight.data) == huge
-        # a user's initialiser returns its own array: copied into the marked memory
-        own = npembed.Embedding(1000, 32, init=lambda shape, rng, dtype: np.ones(shape), rng=0)
-        assert _alloc.in_huge_pages(own.weight.data) == huge and (own.weight.data == 1).all()
+            table = npembed.Embedding(1000, 32, init=init, rng=3).weight.data
+            assert _alloc.in_huge_pages(table) == huge and table.ctypes.data % 64 == 0
+        # a user's initialiser returns its own array: copied (never written into), placed as ours
+        given = np.ones((1000, 32), np.float32)
+        own = npembed.Embedding(1000, 32, padding_idx=0, init=lambda shape, rng, dtype: given, rng=0)
+        assert _alloc.in_huge_pages(own.weight.data) == huge and (own.weight.data[1:] == 1).all()
+        assert (own.weight.data[0] == 0).all() and (given == 1).all()
         pre = npembed.Embedding.from_pretrained(np.ones((1000, 32)), dtype=np.float32)
         assert _alloc.in_huge_pages(pre.weight.data) == huge and pre.weight.data.dtype == np.float32
         bag = npembed.EmbeddingBag(1000, 32, mode="sum", rng=0)
@@ -100,9 +109,11 @@ def test_the_memory_is_released_with_the_table(small_threshold):
     assert region() is None
 
 
-def test_without_the_hint_tables_are_ordinary_arrays(monkeypatch):
+def test_without_the_hint_tables_are_aligned_ordinary_memory(monkeypatch):
     monkeypatch.setattr(_alloc, "_MADV", None)
     monkeypatch.setattr(_alloc, "HUGE_MIN_BYTES", 1 << 16)
     t = _alloc.table_empty((1000, 32), np.float32)
-    assert not _alloc.in_huge_pages(t) and t.base is None
+    assert not _alloc.in_huge_pages(t) and _alloc.owns(t) and t.ctypes.data % 64 == 0
     assert not _alloc.huge_pages_enabled()
+    e = npembed.Embedding(300, 16, rng=0)  # small tables too: each 64-byte row on its own cache line
+    assert e.weight.data.ctypes.data % 64 == 0 and _alloc.owns(e.weight.data)

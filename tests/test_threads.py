@@ -83,7 +83,7 @@ def test_cli_threads_option(capsys):
     from npembed.cli import main
 
     assert main(["train", "--threads", "0", "--epochs", "1", "--out", "/nonexistent/x"]) == 2
-    assert "--threads: the number of threads must be a positive integer or None (all cores); got 0." in capsys.readouterr().err
+    assert "--threads must be a positive integer (leave it out for all cores); got 0." in capsys.readouterr().err
 
 
 def test_compile_command_reports_every_kernel(capsys):

@@ -189,6 +189,8 @@ def _cmd_train(args) -> int:
     if args.threads is not None:
         from .threads import set_num_threads
 
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer (leave it out for all cores); got {args.threads}.")
         try:
             set_num_threads(args.threads)
         except ValueError as exc:

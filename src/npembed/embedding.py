@@ -7,7 +7,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import init as _init
-from ._alloc import as_table, table_copy
+from ._alloc import table_copy
 from ._checks import check_float_dtype, check_ids, check_positive_int
 from .kernels import gather_checked, gather_rows
 from .parameter import Parameter, RowSparseGrad
@@ -254,7 +254,11 @@ class Embedding:
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(table))[0])
                 raise ValueError(f"`init` array must be finite; got {table[bad]} at position {bad}.")
         else:
-            table = as_table(_init.apply(self._init, shape, self._rng, self.dtype))
+            table = _init.apply(self._init, shape, self._rng, self.dtype)
+            if not getattr(self._init, "fresh_table", False):
+                # A user's initialiser's array: copied, so rows start on cache lines (see
+                # npembed._alloc) and the padding row is never zeroed in the caller's array.
+                table = table_copy(table)
         if self.padding_idx is not None:
             table[self.padding_idx] = 0
         for r in self.special_ids:
@@ -438,8 +442,10 @@ class Embedding:
         The gradient keeps one row of ``grad_output`` per looked-up position until the optimizer
         step reads it. By default those rows are copied, so the caller may change or reuse
         ``grad_output`` at once. ``donate=True`` hands the array over instead: no copy (at
-        d = 256 the copy is a third of backward + SGD step), and the caller must not change
-        it before the step (PyTorch's sparse gradients keep the caller's array the same way).
+        d = 256 the copy is a quarter to a third of backward + SGD step), and the caller must not
+        change it before the step, nor refill it for another backward before the step (with
+        gradient accumulation, rows are read when the next gradient is added). PyTorch's sparse
+        gradients keep the caller's array the same way. npembed never writes into it.
         """
         if not isinstance(donate, (bool, np.bool_)):
             raise TypeError(f"`donate` must be True or False; got {donate!r}.")

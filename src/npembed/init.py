@@ -13,7 +13,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from ._alloc import table_empty, table_zeros
+from ._alloc import table_copy, table_empty, table_zeros
 
 __all__ = ["normal", "uniform", "xavier_uniform", "zeros", "resolve", "apply", "Initializer"]
 
@@ -31,14 +31,14 @@ def _std_normal(shape, rng, dtype):
     dt = _floating(dtype)
     if dt in (np.float32, np.float64):  # drawn in place: the same numbers as without `out`
         return rng.standard_normal(dtype=dt, out=table_empty(shape, dt))
-    return rng.standard_normal(shape).astype(dt)
+    return table_copy(rng.standard_normal(shape), dt)
 
 
 def _std_uniform(shape, rng, dtype):
     dt = _floating(dtype)
     if dt in (np.float32, np.float64):
         return rng.random(dtype=dt, out=table_empty(shape, dt))
-    return rng.random(shape).astype(dt)
+    return table_copy(rng.random(shape), dt)
 
 
 def _number(value, name: str) -> float:
@@ -47,6 +47,13 @@ def _number(value, name: str) -> float:
     if not np.isfinite(value):
         raise ValueError(f"`{name}` must be finite; got {value}.")
     return float(value)
+
+
+def _fresh(init):
+    """Mark a built-in initialiser: it returns a new array of its own, placed for lookups
+    (:mod:`npembed._alloc`), that a layer may keep as its table without copying."""
+    init.fresh_table = True
+    return init
 
 
 def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
@@ -62,7 +69,7 @@ def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
         return out
 
     init.__qualname__ = f"normal(mean={mean}, std={std})"
-    return init
+    return _fresh(init)
 
 
 def uniform(low: float = -0.05, high: float = 0.05) -> Initializer:
@@ -78,7 +85,7 @@ def uniform(low: float = -0.05, high: float = 0.05) -> Initializer:
         return out
 
     init.__qualname__ = f"uniform(low={low}, high={high})"
-    return init
+    return _fresh(init)
 
 
 def xavier_uniform(gain: float = 1.0) -> Initializer:
@@ -94,7 +101,7 @@ def xavier_uniform(gain: float = 1.0) -> Initializer:
         return uniform(-a, a)(shape, rng, dtype)
 
     init.__qualname__ = f"xavier_uniform(gain={gain})"
-    return init
+    return _fresh(init)
 
 
 def zeros() -> Initializer:
@@ -104,7 +111,7 @@ def zeros() -> Initializer:
         return table_zeros(shape, _floating(dtype))
 
     init.__qualname__ = "zeros()"
-    return init
+    return _fresh(init)
 
 
 _NAMED = {
