@@ -49,8 +49,14 @@ def test_the_environment_switch_turns_the_hint_off_not_the_alignment(small_thres
         assert not _alloc.huge_pages_enabled()
         t = _alloc.table_empty((1000, 32), np.float32)
         assert not _alloc.in_huge_pages(t) and _alloc.owns(t) and t.ctypes.data % 64 == 0
-    monkeypatch.setenv("NPEMBED_HUGE_PAGES", "1")
-    assert _alloc.in_huge_pages(_alloc.table_empty((1000, 32), np.float32))
+    for on in ("1", "TRUE", "yes", "On", ""):
+        monkeypatch.setenv("NPEMBED_HUGE_PAGES", on)
+        assert _alloc.in_huge_pages(_alloc.table_empty((1000, 32), np.float32))
+    for bad in ("banana", "2", "-1"):
+        monkeypatch.setenv("NPEMBED_HUGE_PAGES", bad)
+        with pytest.raises(ValueError, match=rf"the environment variable NPEMBED_HUGE_PAGES must be 1 / true / yes / on or "
+                                             rf"0 / false / no / off; got '{bad}'"):
+            npembed.Embedding(1000, 32)
 
 
 @needs_hint
@@ -85,6 +91,8 @@ def test_layers_and_optimizer_states_use_them_with_the_same_numbers(small_thresh
                 opt.zero_grad()
             state = opt.state[0]
             assert all(_alloc.in_huge_pages(state[k]) == huge for k in keys)
+            opt.load_state_dict(opt.state_dict())  # a restored state is placed as a fresh one
+            assert all(_alloc.in_huge_pages(opt.state[0][k]) == huge for k in keys)
             out.append(emb.weight.data.copy())
         results.append(out)
     for a, b in zip(*results):  # hints never change a result

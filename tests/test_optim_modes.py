@@ -327,3 +327,35 @@ def test_embedding_load_state_keeps_its_padding_row_frozen():
     with pytest.raises(ValueError, match="`lr_scale` in the state must be finite and >= 0"):
         e.load_state_dict(other)
     np.testing.assert_array_equal(e.weight.data, before)  # nothing half-loaded
+
+
+def test_exact_mode_resumes_bit_for_bit_whichever_state_is_saved_first():
+    """The README's order (the layer's state, then the optimizer's): the layer brings its idle rows
+    up to date before it copies the table, so the saved table matches the saved optimizer state."""
+    import npembed
+
+    r = np.random.default_rng(5)
+    batches = [r.integers(0, 50, size=(4, 3)) for _ in range(12)]
+
+    def run(stop=None, model_first=True):
+        emb = npembed.Embedding(50, 4, rng=1)
+        opt = npembed.Adam(emb.parameters(), lr=0.05, weight_decay=0.1, sparse_mode="exact")
+        for t, ids in enumerate(batches):
+            if t == stop:
+                if model_first:
+                    saved = {"model": emb.state_dict(), "optimizer": opt.state_dict()}
+                else:
+                    saved = {"optimizer": opt.state_dict(), "model": emb.state_dict()}
+                emb = npembed.Embedding(50, 4, rng=2)
+                opt = npembed.Adam(emb.parameters(), lr=0.05, weight_decay=0.1, sparse_mode="exact")
+                emb.load_state_dict(saved["model"])
+                opt.load_state_dict(saved["optimizer"])
+            out = emb(ids)
+            emb.backward(np.sin(out) + 0.1)
+            opt.step()
+            opt.zero_grad()
+        return emb.state_dict()["weight"]
+
+    straight = run()
+    assert run(stop=6).tobytes() == straight.tobytes()
+    assert run(stop=6, model_first=False).tobytes() == straight.tobytes()

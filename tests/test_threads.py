@@ -95,3 +95,23 @@ def test_compile_command_reports_every_kernel(capsys):
                  "sgd_scatter", "exact replays"):
         assert name in out
     assert "11 kernel groups ready in" in out
+
+
+def _child_steps(_):
+    return _train_steps(0)
+
+
+def test_a_forked_child_runs_the_kernels_serially_with_the_same_bits(monkeypatch):
+    """numba ends a child forked after GNU OpenMP started ("fork() called from a process already
+    using GNU OpenMP"); npembed's kernels run serially in such a child instead."""
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork here")
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 0)  # the parent (and the child) take parallel paths
+    here = _train_steps(0)  # the parent's OpenMP threads are busy before the fork
+    with mp.get_context("fork").Pool(1) as pool:
+        there = pool.map_async(_child_steps, [0]).get(timeout=300)[0]  # a dead child would hang
+    for a, b in zip(here, there):
+        np.testing.assert_array_equal(a, b)
+    assert not kernels._FORKED  # the parent keeps its threads

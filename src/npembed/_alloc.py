@@ -35,9 +35,19 @@ _MADV = getattr(mmap, "MADV_HUGEPAGE", None)
 _OWNED: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
 
 
+_ON, _OFF = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def huge_pages_enabled() -> bool:
-    """Whether large tables are mapped with the huge-page hint (Linux, not turned off)."""
-    return _MADV is not None and os.environ.get("NPEMBED_HUGE_PAGES", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether large tables are mapped with the huge-page hint (Linux, and ``NPEMBED_HUGE_PAGES``
+    not 0 / false / no / off, in any case)."""
+    value = os.environ.get("NPEMBED_HUGE_PAGES", "1").strip().lower()
+    if value not in _ON + _OFF:
+        raise ValueError(
+            f"the environment variable NPEMBED_HUGE_PAGES must be 1 / true / yes / on or 0 / false / no / off; "
+            f"got {os.environ['NPEMBED_HUGE_PAGES']!r}."
+        )
+    return _MADV is not None and value in _ON
 
 
 def _root(arr: np.ndarray):

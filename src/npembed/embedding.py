@@ -521,7 +521,11 @@ class Embedding:
         return [self.weight]
 
     def state_dict(self) -> dict:
-        """Copies of the table and the per-row rules (frozen rows, learning-rate multipliers)."""
+        """Copies of the table and the per-row rules (frozen rows, learning-rate multipliers).
+
+        An exact-mode optimizer first brings idle rows up to date, so the table saved is the
+        one its state describes, whichever of the two is saved first."""
+        self.weight.sync(None)
         return {
             "weight": self.weight.data.copy(),
             "frozen_rows": None if self._frozen_rows is None else self._frozen_rows.copy(),

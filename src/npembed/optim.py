@@ -31,7 +31,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ._alloc import table_full, table_zeros
+from ._alloc import table_copy, table_full, table_zeros
 from ._checks import check_positive_float
 from .kernels import (
     adagrad_replay,
@@ -188,7 +188,7 @@ class Optimizer(ABC):
     def _exact_rows(self, p, grad, s, t) -> None:
         if "last" not in s:
             # Every step before this one reached every row (dense steps, or none yet).
-            s["last"] = np.full(p.data.shape[0], t - 1, dtype=np.int64)
+            s["last"] = table_full((p.data.shape[0],), t - 1, np.int64)
             s["lrs"], s["lr_offset"] = [], t - 1
             self._register_sync(p)
         s["lrs"].append(self.lr)
@@ -303,7 +303,7 @@ class Optimizer(ABC):
             v = s.get(k)
             if not isinstance(v, np.ndarray) or v.shape != r.shape or not np.isfinite(v).all():
                 raise ValueError(f"state {k!r} of parameter {i} must be a finite array of shape {r.shape}.")
-            out[k] = np.array(v, dtype=r.dtype, copy=True)
+            out[k] = table_copy(v, r.dtype)  # placed as a fresh state is (npembed._alloc)
         if "last" in s:
             last, lrs, offset = s["last"], s.get("lrs"), s.get("lr_offset")
             if not isinstance(last, np.ndarray) or last.shape != p.data.shape[:1] or last.dtype.kind not in "iu":
@@ -314,7 +314,7 @@ class Optimizer(ABC):
                 raise ValueError(f"state 'last' of parameter {i} must lie in [{offset}, {step}].")
             if not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in lrs):
                 raise ValueError(f"the learning-rate history of parameter {i} must hold positive numbers.")
-            out.update(last=np.array(last, dtype=np.int64), lrs=[float(x) for x in lrs], lr_offset=int(offset))
+            out.update(last=table_copy(last, np.int64), lrs=[float(x) for x in lrs], lr_offset=int(offset))
         return out
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ only the first run after installation pays numba's compile time.
 
 from __future__ import annotations
 
+import os
 import types
 
 import numba as nb
@@ -45,7 +46,6 @@ def _start_sleeping_workers() -> None:
     the OpenMP library loads: it is set for that moment only and the environment is restored, so
     libraries loaded later see the user's own settings.
     """
-    import os
 
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return
@@ -61,6 +61,21 @@ def _start_sleeping_workers() -> None:
 
 
 _start_sleeping_workers()
+
+# GNU OpenMP cannot run in a child forked from a process whose OpenMP threads are started (numba
+# ends such a child with "fork() called from a process already using GNU OpenMP"), and npembed
+# starts them on import. A forked child (multiprocessing's default start method on Linux) runs
+# every kernel on its calling thread instead: the same bits, as at any thread count.
+_FORKED = False
+
+
+def _after_fork_in_child() -> None:
+    global _FORKED
+    _FORKED = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # Below this many elements of work a kernel runs on the calling thread: waking worker threads
 # costs more than it saves, and idle OpenMP workers that spin-wait steal the core BLAS needs next
@@ -96,7 +111,7 @@ class _Dual:
         self.parallel = nb.njit(parallel=True, cache=True, nogil=True)(twin)
 
     def __call__(self, work, *args):
-        if work >= PARALLEL_MIN_WORK and nb.get_num_threads() > 1:
+        if work >= PARALLEL_MIN_WORK and not _FORKED and nb.get_num_threads() > 1:
             return self.parallel(*args)
         return self.serial(*args)
 
