@@ -417,3 +417,31 @@ def test_unweighted_bag_kernel_skips_padding_and_invalid_ids_anywhere(rng, path,
             continue
         ref = w[kept].astype(np.float64).sum(0) / (len(kept) if mode == "mean" else 1)
         np.testing.assert_allclose(out[b], ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 5), (300,), (1,)])
+def test_dense_adam_kernel_gives_the_numpy_rule_bit_for_bit(rng, path, dtype, shape):
+    import math
+
+    w, g, m = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    v = np.abs(rng.standard_normal(shape)).astype(dtype)
+    ref = [a.copy() for a in (w, m, v)]
+    b1, b2, eps, lr, t = 0.9, 0.999, 1e-8, 0.01, 7
+    assert kernels.adam_dense(w, g, m, v, b1, b2, eps, lr, t)
+    rw, rm, rv = ref  # Adam._update's NumPy expressions
+    dt = np.dtype(dtype).type
+    rm *= dt(b1)
+    rm += dt(1.0 - b1) * g
+    rv *= dt(b2)
+    rv += dt(1.0 - b2) * g * g
+    denom = np.sqrt(rv)
+    denom /= dt(math.sqrt(1.0 - b2**t))
+    denom += dt(eps)
+    rw -= dt(lr / (1.0 - b1**t)) * (rm / denom)
+    for a, b in zip((w, m, v), (rw, rm, rv)):
+        assert a.tobytes() == b.tobytes()
+    # anything but four C-contiguous arrays of one shape and float dtype: not done here
+    assert not kernels.adam_dense(w.astype(np.float16), g, m, v, b1, b2, eps, lr, t)
+    if len(shape) == 2:
+        assert not kernels.adam_dense(w.T, g.T, m.T, v.T, b1, b2, eps, lr, t)

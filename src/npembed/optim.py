@@ -34,6 +34,7 @@ import numpy as np
 from ._alloc import table_copy, table_full, table_zeros
 from ._checks import check_positive_float
 from .kernels import (
+    adam_dense,
     adagrad_replay,
     adagrad_rows,
     adam_replay,
@@ -543,6 +544,8 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         g = self._decay(w, g, lr)
         m, v = s["exp_avg"], s["exp_avg_sq"]
+        if adam_dense(w, g, m, v, b1, b2, self.eps, lr, t):  # the lines below, fused (same bits)
+            return
         m *= dt(b1)
         m += dt(1.0 - b1) * g
         v *= dt(b2)

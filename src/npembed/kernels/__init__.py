@@ -27,6 +27,7 @@ __all__ = [
     "sgd_rows",
     "sgd_scatter",
     "adam_rows",
+    "adam_dense",
     "adam_replay",
     "sgd_replay",
     "adagrad_replay",
@@ -478,6 +479,35 @@ def adam_rows(
     if idx.shape[0]:
         t = weight.dtype.type
         _adam_rows(table_work(rows.size, weight.nbytes), weight, m, v, idx, rows, t(beta1), t(beta2), t(eps), t(step_size), _scale_arg(scale, weight.dtype))
+
+
+@_dual
+def _adam_dense(w, g, m, v, b1, c1, b2, c2, bc2, eps, step):  # pragma: no cover - compiled
+    # The dense rule in one pass, element by element with the same float operations, in the same
+    # order, as the NumPy expressions it replaces in Adam._update (so the same bits):
+    # m = m*b1 + c1*g; v = v*b2 + (c2*g)*g; w -= step * (m / (sqrt(v)/bc2 + eps)).
+    for i in nb.prange(w.shape[0]):
+        gi = g[i]
+        mi = m[i] * b1 + c1 * gi
+        vi = v[i] * b2 + (c2 * gi) * gi
+        m[i] = mi
+        v[i] = vi
+        w[i] -= step * (mi / (np.sqrt(vi) / bc2 + eps))
+
+
+def adam_dense(w, g, m, v, beta1: float, beta2: float, eps: float, lr: float, t: int) -> bool:
+    """Adam's dense step (PyTorch's rule) in place on ``w``, ``m``, ``v`` from ``g``, in one compiled
+    pass; returns False (nothing done) unless all four are C-contiguous arrays of one shape and
+    one dtype, float32 or float64."""
+    dt = w.dtype
+    if dt not in (np.float32, np.float64) or not all(
+        a.dtype == dt and a.shape == w.shape and a.flags.c_contiguous for a in (g, m, v)
+    ) or not (w.flags.c_contiguous and w.flags.writeable):
+        return False
+    f = dt.type
+    _adam_dense(w.size, w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f(beta1), f(1.0 - beta1), f(beta2),
+                f(1.0 - beta2), f(np.sqrt(1.0 - beta2**t)), f(eps), f(lr / (1.0 - beta1**t)))
+    return True
 
 
 @_dual
