@@ -14,6 +14,7 @@ import numpy as np
 from . import (
     adagrad_replay,
     adagrad_rows,
+    adam_dense,
     adam_replay,
     adam_rows,
     coalesce_rows,
@@ -65,7 +66,8 @@ def _calls(dtype) -> list:
         ("coalesce_rows", lambda: coalesce_rows(ids, rows, num_rows=6)),
         ("masked_mean", lambda: masked_mean_backward(masked_mean(rows.reshape(2, 2, 3), mask)[0], mask, np.array([2, 2]))),
         ("sgd_rows", lambda: sgd_rows(w.copy(), idx, g2, 0.1)),
-        ("adam_rows", lambda: adam_rows(w.copy(), np.zeros_like(w), np.zeros_like(w), idx, g2, 0.9, 0.999, 1e-8, 0.1)),
+        ("adam_rows", lambda: (adam_rows(w.copy(), np.zeros_like(w), np.zeros_like(w), idx, g2, 0.9, 0.999, 1e-8, 0.1),
+                               adam_dense(w.copy(), w.copy(), np.zeros_like(w), np.zeros_like(w), 0.9, 0.999, 1e-8, 0.1, 1))),
         ("adagrad_rows", lambda: adagrad_rows(w.copy(), np.zeros_like(w), idx, g2, 0.1, 1e-10)),
         ("momentum_rows", lambda: momentum_rows(w.copy(), np.zeros_like(w), idx, g2, 0.1, 0.9, 0.0, 0.0, False, True)),
         ("bag kernels", bag),
