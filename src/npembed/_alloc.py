@@ -73,6 +73,17 @@ def _carve(raw: np.ndarray, nbytes: int, align: int, shape: tuple, dtype: np.dty
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
+def _marked_region(nbytes: int):
+    """An anonymous private mapping of ``nbytes`` marked for huge pages, or None where this system
+    has no such mapping or hint (the caller then uses ordinary memory)."""
+    try:
+        region = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        region.madvise(_MADV)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return region
+
+
 def table_empty(shape: tuple, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype`` starting on a cache line; a
     large one on a huge-page boundary, in memory marked for huge pages (zero-filled, as fresh
@@ -80,17 +91,12 @@ def table_empty(shape: tuple, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     shape = tuple(int(n) for n in shape)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes >= HUGE_MIN_BYTES and huge_pages_enabled():
-        try:
-            # One huge page more than needed, so the table can start on a huge-page boundary;
-            # pages never touched take no memory.
-            region = mmap.mmap(-1, nbytes + _HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            region.madvise(_MADV)
-        except (OSError, ValueError, AttributeError):  # no such mapping or hint here
-            pass
-        else:
-            _OWNED[id(region)] = region
-            return _carve(np.frombuffer(region, dtype=np.uint8), nbytes, _HUGE, shape, dtype)
+    # One huge page more than needed, so the table can start on a huge-page boundary; pages
+    # never touched take no memory.
+    region = _marked_region(nbytes + _HUGE) if nbytes >= HUGE_MIN_BYTES and huge_pages_enabled() else None
+    if region is not None:
+        _OWNED[id(region)] = region
+        return _carve(np.frombuffer(region, dtype=np.uint8), nbytes, _HUGE, shape, dtype)
     raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
     _OWNED[id(raw)] = raw
     return _carve(raw, nbytes, ALIGN, shape, dtype)
