@@ -280,11 +280,30 @@ def test_unweighted_bag_kernel_matches_the_general_one(rng, path, mode):
     offs = np.array([0, 0, 5, 50, 52, 120, 200])  # with an empty bag
     plain = bag_forward(w, ids, offs, None, mode, 7, 0.5)
     general = bag_forward(w, ids, offs, np.ones(200, np.float32), mode, 7, 0.5)
-    # float32 sums in another order (the plain kernel adds four rows, then the output row)
+    # float32 sums in another order (the plain kernel adds eight or four rows, then the output row)
     np.testing.assert_allclose(plain[0], general[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(plain[2], general[2])  # weight sums (the mean's counts)
     np.testing.assert_array_equal(plain[3], general[3])
     assert plain[0][0].tolist() == [0.5] * 40  # the empty bag
+
+
+@pytest.mark.parametrize("bad", [-1, 7])
+def test_plain_bag_kernel_leaves_out_a_padding_or_invalid_id_at_any_position(rng, path, bad):
+    """The unweighted kernel adds eight, four or one id at a time: a skipped id (padding 7, or -1
+    under invalid_ids="zero") in any slot of any group is left out, and the bags around it whole."""
+    from npembed.kernels.bag import bag_forward
+
+    w = rng.standard_normal((30, 16)).astype(np.float32)
+    base = rng.integers(8, 30, size=21)  # bags of 21: groups of 8, 8, 4 and a single id
+    for p in range(21):
+        ids = np.concatenate([base, base, base])
+        ids[21 + p] = bad
+        offs = np.array([0, 21, 42, 63])
+        out, _, _, counts = bag_forward(w, ids, offs, None, "sum", 7, 0.0)
+        keep = [i for i in range(21, 42) if i != 21 + p]
+        np.testing.assert_allclose(out[1], w[ids[keep]].astype(np.float64).sum(0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out[[0, 2]], np.tile(w[base].astype(np.float64).sum(0), (2, 1)), rtol=1e-5, atol=1e-5)
+        assert counts.tolist() == [21, 20, 21]
 
 
 def test_sgd_scatter_adds_every_row_in_input_order(rng, path):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._checks import FLOAT_DTYPES
 from .embedding import Embedding
-from .kernels.bag import MODES, bag_forward, bag_groups, bag_table_grad, bag_weight_grad
+from .kernels.bag import MODES, bag_forward, bag_groups, bag_sum_checked, bag_table_grad, bag_weight_grad
 from .parameter import Parameter, RowSparseGrad
 
 __all__ = ["EmbeddingBag"]
@@ -49,6 +49,36 @@ def _int_array(a: Any, name: str) -> np.ndarray:
             return arr.astype(np.int64)
         raise TypeError(f"`{name}` must be integers; got dtype {arr.dtype}.")
     return arr.astype(np.int64)
+
+
+def _offsets(offsets: Any, n: int, include_last_offset: bool) -> np.ndarray:
+    """Checked bag starts for ``n`` ids as int64 CSR offsets (bags + 1,), ending at ``n``."""
+    offs = _int_array(offsets, "offsets")
+    if offs.ndim != 1:
+        raise ValueError(f"`offsets` must be 1-D; got shape {offs.shape}.")
+    if include_last_offset:
+        if offs.size == 0:
+            raise ValueError("with include_last_offset=True `offsets` needs at least one entry (the end).")
+        if offs[-1] != n:
+            raise ValueError(
+                f"with include_last_offset=True the last offset must equal len(ids) = {n}; got {offs[-1]}."
+            )
+    else:
+        offs = np.append(offs, n)
+    if offs.size > 1:
+        if offs[0] != 0:
+            raise ValueError(f"`offsets` must start at 0 (the first bag starts at the first id); got {offs[0]}.")
+        if offs.max() > n:
+            k = int(np.argmax(offs > n))
+            raise ValueError(f"`offsets` must be <= len(ids) = {n}; got {offs[k]} at position {k}.")
+        dec = np.flatnonzero(np.diff(offs) < 0)
+        if dec.size:
+            k = int(dec[0])
+            raise ValueError(f"`offsets` must not decrease; got {offs[k]} then {offs[k + 1]} at position {k + 1}.")
+    return offs
+
+
+_NO_ARG = np.full((0, 0), -1, dtype=np.int64)
 
 
 class EmbeddingBag:
@@ -208,30 +238,35 @@ class EmbeddingBag:
         if offsets is None:
             raise ValueError("1-D `ids` need `offsets`, the start of each bag (e.g. offsets=[0, 3, 7]).")
         flat = self.embedding._resolve_ids(ids_arr)
-        n = flat.shape[0]
-        offs = _int_array(offsets, "offsets")
-        if offs.ndim != 1:
-            raise ValueError(f"`offsets` must be 1-D; got shape {offs.shape}.")
-        if include_last_offset:
-            if offs.size == 0:
-                raise ValueError("with include_last_offset=True `offsets` needs at least one entry (the end).")
-            if offs[-1] != n:
-                raise ValueError(
-                    f"with include_last_offset=True the last offset must equal len(ids) = {n}; got {offs[-1]}."
-                )
+        return flat, _offsets(offsets, flat.shape[0], include_last_offset), None if w is None else w.reshape(-1)
+
+    def _fast_forward(self, ids, offsets, per_sample_weights, include_last_offset, mask):
+        """The common case in one compiled pass: an unweighted sum or mean of integer ids (1-D with
+        offsets, or 2-D), all in range, no exact-mode sync, no max_norm; the range check and the
+        copy of the ids kept for backward happen inside the kernel. Returns None to take the
+        general path (which also raises the errors)."""
+        emb = self.embedding
+        if (per_sample_weights is not None or mask is not None or self.modes not in (("sum",), ("mean",))
+                or emb.invalid_ids != "raise" or emb.max_norm is not None or emb.weight._syncs):
+            return None
+        if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu" or ids.dtype == np.uint64:
+            return None
+        if ids.ndim == 2 and offsets is None:
+            offs = np.arange(ids.shape[0] + 1, dtype=np.int64) * ids.shape[1]
+        elif ids.ndim == 1 and offsets is not None:
+            try:
+                offs = _offsets(offsets, ids.shape[0], include_last_offset)
+            except (TypeError, ValueError):
+                return None  # the general path reports it, after any bad id, in its own order
         else:
-            offs = np.append(offs, n)
-        if offs.size > 1:
-            if offs[0] != 0:
-                raise ValueError(f"`offsets` must start at 0 (the first bag starts at the first id); got {offs[0]}.")
-            if offs.max() > n:
-                k = int(np.argmax(offs > n))
-                raise ValueError(f"`offsets` must be <= len(ids) = {n}; got {offs[k]} at position {k}.")
-            dec = np.flatnonzero(np.diff(offs) < 0)
-            if dec.size:
-                k = int(dec[0])
-                raise ValueError(f"`offsets` must not decrease; got {offs[k]} then {offs[k + 1]} at position {k + 1}.")
-        return flat, offs, None if w is None else w.reshape(-1)
+            return None
+        skip = -2 if self.include_padding or emb.padding_idx is None else emb.padding_idx
+        res = bag_sum_checked(emb.weight.data, ids.reshape(-1), offs, self.modes[0] == "mean", skip, self.empty_value)
+        if res is None:
+            return None  # an id out of range: the general path names it
+        out, wsum, counts, flat = res
+        self._cache = (flat, offs, None, skip, [(out, _NO_ARG, wsum, counts)], None)
+        return out
 
     def forward(
         self,
@@ -244,6 +279,9 @@ class EmbeddingBag:
     ) -> np.ndarray:
         emb = self.embedding
         self._cache = None  # a forward that fails leaves nothing for backward to reuse
+        fast = self._fast_forward(ids, offsets, per_sample_weights, include_last_offset, mask)
+        if fast is not None:
+            return fast
         flat, offs, w = self._csr(ids, offsets, per_sample_weights, include_last_offset, mask)
         if emb.weight._syncs and flat.size:
             emb.weight.sync(np.unique(flat[flat >= 0]))  # exact-mode optimizers: no stale rows read
