@@ -375,13 +375,68 @@ def test_donated_gradient_is_kept_uncopied_and_never_written():
             for _ in range(3):
                 emb(ids)
                 emb.backward(given, donate=donate)
-                raw = emb.weight.grad.raw_rows()[1]
-                assert np.shares_memory(raw, given) == donate  # donated: kept as given, no copy
+                raw = emb.weight.grad.raw_rows()  # None: summed at once (nothing of `given` kept)
+                if donate:
+                    assert np.shares_memory(raw[1], given)  # donated: kept as given, no copy
+                else:
+                    assert raw is None or not np.shares_memory(raw[1], given)
                 opt.step()
                 opt.zero_grad()
             np.testing.assert_array_equal(given, g)  # npembed never writes into the caller's gradient
             tables.append(emb.weight.data.copy())
         np.testing.assert_array_equal(tables[0], tables[1])  # the same bits either way
+
+
+@pytest.mark.parametrize("dim", [3, 64])
+def test_a_gradient_that_may_not_be_kept_is_summed_at_once_unless_plain_sgd_reads_its_rows(rng, dim):
+    """Without donate, the caller's rows are not kept: plain SGD (which adds one row per position)
+    gets a copy, every other optimizer the rows summed per id during backward (no copy). A changed
+    hyperparameter counts from the next zero_grad or step. The step's bits are those of the
+    donated rows in every case."""
+    import npembed
+
+    ids = np.array([[3, 1, 3], [0, 3, 7]])
+    g = rng.standard_normal((2, 3, dim)).astype(np.float32)
+    for opt_cls, kw, position_rows in [(npembed.SGD, {}, True), (npembed.SGD, {"momentum": 0.9}, False),
+                                       (npembed.SGD, {"weight_decay": 0.1}, False), (npembed.Adam, {}, False),
+                                       (npembed.Adagrad, {}, False), (npembed.RowWiseAdagrad, {}, False)]:
+        tables = []
+        for donate in (False, True):
+            emb = npembed.Embedding(10, dim, padding_idx=0, rng=0)
+            emb.freeze_rows([7])
+            opt = opt_cls(emb.parameters(), lr=0.1, **kw)
+            given = g.copy()
+            for step in range(2):
+                emb(ids)
+                emb.backward(given, donate=donate)
+                grad = emb.weight.grad
+                assert (grad.raw_rows() is None) == (not donate and not position_rows), (opt_cls, kw, donate)
+                if not donate:
+                    given[:] = 1000.0  # the caller reuses its buffer: the step must not see it
+                opt.step()
+                opt.zero_grad()
+                given[:] = g
+            tables.append(emb.weight.data.copy())
+        np.testing.assert_array_equal(tables[0], tables[1])
+    summed = npembed.Embedding(10, dim, padding_idx=0, rng=0)
+    summed.freeze_rows([7])
+    summed(ids)
+    summed.weight._reads_position_rows = False
+    summed.backward(g)
+    np.testing.assert_array_equal(summed.weight.grad.indices, [1, 3])  # padding 0 and frozen 7 left out
+    np.testing.assert_allclose(summed.weight.grad.values, [g[0, 1], g[0, 0] + g[0, 2] + g[1, 1]], rtol=1e-6)
+    # SGD set to momentum after construction: the next backward already sums
+    emb = npembed.Embedding(10, dim, rng=0)
+    opt = npembed.SGD(emb.parameters(), lr=0.1)
+    assert emb.weight._reads_position_rows
+    opt.momentum = 0.5
+    opt.zero_grad()
+    emb(ids)
+    emb.backward(g)
+    assert emb.weight.grad.raw_rows() is None
+    # the same parameter handed to Adam after SGD: summed
+    opt2 = npembed.Adam(emb.parameters(), lr=0.1)
+    assert not emb.weight._reads_position_rows and opt2 is not None
 
 
 def test_a_converted_gradient_is_not_copied_twice():

@@ -473,7 +473,7 @@ class Embedding:
         ``keep``: ``rows`` may be kept as they are (nobody else will change them)."""
         if not self.scale_grad_by_freq:
             return RowSparseGrad._deferred(flat, rows, (self.num_embeddings, self.embedding_dim), -1, self._frozen,
-                                           self._lr_scale, copy=not keep)
+                                           self._lr_scale, copy=not keep, sum_now=not self.weight._reads_position_rows)
         valid = flat >= 0
         if not valid.all():  # invalid_ids="zero": those positions looked up nothing
             flat, rows = flat[valid], rows[valid]

@@ -98,6 +98,19 @@ class Optimizer(ABC):
             raise ValueError(f"`sparse_mode` must be one of {SPARSE_MODES}; got {sparse_mode!r}.")
         self.sparse_mode = sparse_mode
         self.state: list[dict] = [{} for _ in self.params]
+        for p in self.params:  # until a subclass says otherwise (its settings are not set yet)
+            p._reads_position_rows = False
+
+    def _mark_params(self) -> None:
+        # Tell each parameter how its row-sparse gradients will be read (see Parameter); again at
+        # every zero_grad and step, so a changed hyperparameter counts from the next backward.
+        wants = self._reads_position_rows()
+        for p in self.params:
+            p._reads_position_rows = wants
+
+    def _reads_position_rows(self) -> bool:
+        """Whether the lazy step reads a row-sparse gradient one row per position (not summed)."""
+        return False
 
     # ---- the rule, per optimizer ------------------------------------------------------------
 
@@ -145,8 +158,10 @@ class Optimizer(ABC):
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+        self._mark_params()
 
     def step(self) -> None:
+        self._mark_params()
         for p, s in zip(self.params, self.state):
             if p.grad is None:
                 continue
@@ -355,6 +370,10 @@ class SGD(Optimizer):
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0.")
         self.nesterov = bool(nesterov)
+        self._mark_params()
+
+    def _reads_position_rows(self) -> bool:
+        return not self.momentum and not self.weight_decay
 
     def hyperparameters(self) -> dict:
         return dict(super().hyperparameters(), momentum=self.momentum, dampening=self.dampening,
