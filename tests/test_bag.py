@@ -247,3 +247,39 @@ def test_scale_grad_by_freq_counts_over_all_ids_of_the_call():
     bag.backward(np.ones_like(out))
     assert bag.weight.grad.indices.tolist() == [1, 2]
     assert bag.weight.grad.values[:, 0].tolist() == [1.0, 1.0]  # 3 occurrences / 3, 1 occurrence / 1
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16])
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_the_one_pass_forward_keeps_its_own_ids_and_agrees_with_the_general_path(rng, dtype, mode):
+    """Unweighted sum/mean of in-range integer ids range-check and copy the ids inside the kernel:
+    the result, the gradient and the errors are the general path's, and ids changed by the caller
+    after forward do not change backward."""
+    w = rng.standard_normal((40, 8))
+    ids = rng.integers(0, 40, size=30).astype(dtype)
+    ids[[4, 17]] = 2  # the padding id
+    offs = np.array([0, 0, 9, 21])
+    g = rng.standard_normal((4, 8))
+    results = []
+    for weights in (None, np.ones(30)):  # with weights: the general path
+        bag = EmbeddingBag.from_pretrained(w, freeze=False, mode=mode, padding_idx=2, dtype=np.float64)
+        given = ids.copy()
+        out = bag(given, offs, weights)
+        given[:] = 39  # the caller reuses its id buffer
+        bag.backward(g)
+        results.append((out, bag.weight.grad.to_dense()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+    two_d = EmbeddingBag.from_pretrained(w, mode=mode, dtype=np.float64)(ids[:30].reshape(5, 6))
+    np.testing.assert_allclose(two_d, w[ids.reshape(5, 6).astype(np.int64)].sum(1) / (6 if mode == "mean" else 1), rtol=1e-12)
+    bad = ids.copy()
+    bad[25] = 40
+    with pytest.raises(IndexError, match=r"`ids` must be in \[0, 40\); got 40 at position 25\."):
+        EmbeddingBag.from_pretrained(w, mode=mode)(bad, offs)
+    if np.dtype(dtype).kind == "i":
+        bad[25] = -3
+        with pytest.raises(IndexError, match=r"`ids` must be in \[0, 40\); got -3 at position 25\."):
+            EmbeddingBag.from_pretrained(w, mode=mode)(bad, offs)
+    # an offsets error comes after an id error, as on the general path
+    with pytest.raises(IndexError, match=r"got -?\d+ at position 25"):
+        EmbeddingBag.from_pretrained(w, mode=mode)(bad, [0, 31])
