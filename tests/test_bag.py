@@ -1,5 +1,7 @@
 """EmbeddingBag against a slow loop reference, finite differences and PyTorch."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -247,6 +249,41 @@ def test_scale_grad_by_freq_counts_over_all_ids_of_the_call():
     bag.backward(np.ones_like(out))
     assert bag.weight.grad.indices.tolist() == [1, 2]
     assert bag.weight.grad.values[:, 0].tolist() == [1.0, 1.0]  # 3 occurrences / 3, 1 occurrence / 1
+
+
+def test_ids_outside_every_bag_are_still_checked_and_odd_id_arrays_agree_with_the_general_path():
+    """No bags at all (``offsets=[]``, or only the end with include_last_offset) leave every id
+    outside a bag: they are range-checked all the same, and backward runs; big-endian ids and
+    np.matrix ids give what a list gives."""
+    w = np.arange(50 * 5, dtype=np.float64).reshape(50, 5)
+    bag = EmbeddingBag.from_pretrained(w, freeze=False, mode="sum", dtype=np.float64)
+    ids = np.array([3, 1, 10**9, -5])
+    for offs, last in (([], False), ([4], True)):
+        with pytest.raises(IndexError, match=r"`ids` must be in \[0, 50\); got 1000000000 at position 2\."):
+            bag(ids, offs, include_last_offset=last)
+        out = bag(np.array([3, 1, 0, 4]), offs, include_last_offset=last)
+        assert out.shape == (0, 5)
+        bag.backward(np.zeros((0, 5)))
+        np.testing.assert_array_equal(bag.weight.grad.indices, [])
+        bag.weight.grad = None
+        bag(np.array([3, 1, 0, 4]), offs, np.full(4, 2.0), include_last_offset=last)  # the general path
+        np.testing.assert_array_equal(bag.backward(np.zeros((0, 5))), np.zeros(4))
+        np.testing.assert_array_equal(bag.weight.grad.indices, [])
+        bag.weight.grad = None
+    plain = np.array([[1, 2, 3], [4, 5, 6]])
+    want = w[plain].sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # np.matrix's own warning
+        matrix = np.matrix(plain)
+    for given in (plain.astype(">i4"), plain.astype(">i8"), matrix):
+        np.testing.assert_array_equal(bag(given), want)
+        bag.backward(np.ones((2, 5)))
+        np.testing.assert_array_equal(bag.weight.grad.indices, [1, 2, 3, 4, 5, 6])
+        bag.weight.grad = None
+    np.testing.assert_array_equal(bag(np.array([1, 2, 3, 4], dtype=">i2"), [0, 2]), [w[1] + w[2], w[3] + w[4]])
+    emb = bag.embedding
+    for given in (plain.astype(">i4"), matrix):
+        np.testing.assert_array_equal(emb(given), w[plain])
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16])

@@ -249,7 +249,10 @@ class EmbeddingBag:
         if (per_sample_weights is not None or mask is not None or self.modes not in (("sum",), ("mean",))
                 or emb.invalid_ids != "raise" or emb.max_norm is not None or emb.weight._syncs):
             return None
-        if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu" or ids.dtype == np.uint64:
+        if not isinstance(ids, np.ndarray):
+            return None
+        ids = np.asarray(ids)  # a subclass (np.matrix stays 2-D when flattened) as a plain view
+        if ids.dtype.kind not in "iu" or ids.dtype == np.uint64 or not ids.dtype.isnative:
             return None
         if ids.ndim == 2 and offsets is None:
             offs = np.arange(ids.shape[0] + 1, dtype=np.int64) * ids.shape[1]
@@ -260,6 +263,8 @@ class EmbeddingBag:
                 return None  # the general path reports it, after any bad id, in its own order
         else:
             return None
+        if offs[0] != 0 or offs[-1] != ids.size:
+            return None  # ids outside every bag (no bags at all): the kernel would not check them
         skip = -2 if self.include_padding or emb.padding_idx is None else emb.padding_idx
         res = bag_sum_checked(emb.weight.data, ids.reshape(-1), offs, self.modes[0] == "mean", skip, self.empty_value)
         if res is None:

@@ -350,8 +350,9 @@ class Embedding:
         no max_norm. Returns None to take the general path (which also raises the errors)."""
         if self.invalid_ids != "raise" or self.max_norm is not None or self.weight._syncs:
             return None
-        arr = ids if isinstance(ids, np.ndarray) else None
-        if arr is None or arr.dtype.kind not in "iu" or arr.dtype == np.uint64:
+        # np.asarray: a subclass (np.matrix stays 2-D when flattened) becomes a plain view.
+        arr = np.asarray(ids) if isinstance(ids, np.ndarray) else None
+        if arr is None or arr.dtype.kind not in "iu" or arr.dtype == np.uint64 or not arr.dtype.isnative:
             return None
         res = gather_checked(self.weight.data, arr.reshape(-1))
         if res is None:

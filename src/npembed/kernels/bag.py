@@ -281,8 +281,10 @@ def _bag_weight_grad(weight, ids, offsets, psw, mode, skip, grad, out, wsum, cou
 
 def bag_groups(ids, offsets, num_rows: int, skip: int, frozen=None):
     """Group the positions of the bags' ids by id once per backward (see :func:`id_groups`), and
-    map each position to its bag."""
-    uniq, starts, sorted_pos = id_groups(ids, num_rows, skip, frozen)
+    map each position to its bag. Ids after the last bag (all of them when there are no bags:
+    ``offsets == [len(ids)]``) are in none and take no part; bags start at position 0."""
+    end = offsets[-1] if offsets.shape[0] > 1 else 0
+    uniq, starts, sorted_pos = id_groups(ids[:end], num_rows, skip, frozen)
     bag_of = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
     return uniq, starts, sorted_pos, bag_of
 
