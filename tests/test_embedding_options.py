@@ -4,7 +4,7 @@ special ids, per-row freezing and learning-rate multipliers, attend."""
 import numpy as np
 import pytest
 
-from npembed import SGD, Adam, Embedding, RowSparseGrad
+from npembed import SGD, Adam, Embedding, EmbeddingBag, RowSparseGrad
 
 from .conftest import torch_or_skip
 from .gradcheck import assert_grad_close, numerical_grad
@@ -119,6 +119,48 @@ def test_freeze_rows_and_lr_scale_with_sgd_and_adam(rng):
         emb.set_lr_scale([2], -1)
     with pytest.raises(IndexError, match=r"`ids` must be in \[0, 6\); got 6"):
         emb.freeze_rows([6])
+
+
+def test_a_row_rule_changed_between_backward_and_step_counts_from_the_next_backward():
+    # Whether the gradient was summed during backward (Adam), is summed at the step (donated) or
+    # is added row by row (plain SGD), it keeps the rules it was computed under; so does a bag's.
+    for opt_cls in (SGD, Adam):
+        for change in ("freeze", "scale"):
+            moved = []
+            for donate in (False, True, "bag"):
+                bag = EmbeddingBag(6, 2, mode="sum", rng=0, dtype=np.float64)
+                emb = bag.embedding
+                emb.freeze_rows([5])
+                emb.set_lr_scale([4], 2.0)  # the rule arrays exist before the backward
+                opt = opt_cls(emb.parameters(), lr=0.1)
+                w0 = emb.weight.data.copy()
+                if donate == "bag":
+                    bag(np.array([[1, 2, 1]]))
+                    bag.backward(np.ones((1, 2)))
+                else:
+                    emb(np.array([1, 2, 1]))
+                    emb.backward(np.ones((3, 2)), donate=donate)
+                if change == "freeze":
+                    emb.freeze_rows([1])
+                else:
+                    emb.set_lr_scale([1], 0.5)
+                opt.step()
+                moved.append(w0 - emb.weight.data)
+                assert (emb.frozen_rows.tolist() == [1, 5]) == (change == "freeze")
+                # the next backward follows the new rule
+                opt.zero_grad()
+                w1 = emb.weight.data.copy()
+                emb(np.array([1, 2]))
+                emb.backward(np.ones((2, 2)))
+                opt.step()
+                now = w1 - emb.weight.data
+                if change == "freeze":
+                    np.testing.assert_array_equal(now[1], 0)
+                else:
+                    assert 0 < now[1, 0] < now[2, 0]
+            np.testing.assert_array_equal(moved[0], moved[1], err_msg=f"{opt_cls.__name__}, {change}")
+            np.testing.assert_allclose(moved[2], moved[0], rtol=1e-12, err_msg=f"{opt_cls.__name__}, {change}")
+            assert moved[0][1, 0] > moved[0][2, 0] > 0 if opt_cls is SGD else moved[0][1, 0] > 0  # row 1 moved in full
 
 
 def test_lr_scale_survives_accumulation():

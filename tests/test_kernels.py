@@ -421,8 +421,9 @@ def test_a_gradient_that_may_not_be_kept_is_summed_at_once_unless_plain_sgd_read
     summed = npembed.Embedding(10, dim, padding_idx=0, rng=0)
     summed.freeze_rows([7])
     summed(ids)
-    summed.weight._reads_position_rows = False
+    adam = npembed.Adam(summed.parameters(), lr=0.1)
     summed.backward(g)
+    assert summed.weight.grad.raw_rows() is None and adam is not None
     np.testing.assert_array_equal(summed.weight.grad.indices, [1, 3])  # padding 0 and frozen 7 left out
     np.testing.assert_allclose(summed.weight.grad.values, [g[0, 1], g[0, 0] + g[0, 2] + g[1, 1]], rtol=1e-6)
     # SGD set to momentum after construction: the next backward already sums
@@ -437,6 +438,52 @@ def test_a_gradient_that_may_not_be_kept_is_summed_at_once_unless_plain_sgd_read
     # the same parameter handed to Adam after SGD: summed
     opt2 = npembed.Adam(emb.parameters(), lr=0.1)
     assert not emb.weight._reads_position_rows and opt2 is not None
+    # a plain SGD beside it reads rows: copied; so with no optimizer at all (it may come later)
+    opt.momentum = 0.0
+    opt.zero_grad()
+    assert emb.weight._reads_position_rows
+    del opt
+    assert not emb.weight._reads_position_rows
+    del opt2
+    assert emb.weight._reads_position_rows
+    fresh = npembed.Embedding(10, dim, rng=0)
+    fresh(ids)
+    fresh.backward(g)
+    assert fresh.weight.grad.raw_rows() is not None
+
+
+def test_plain_sgd_gives_the_same_bits_whenever_its_optimizers_were_built():
+    # Repeated ids, large values: adding rows one by one and adding their sum differ in the last
+    # bits, so plain SGD must get the per-position rows however the optimizers came about.
+    import npembed
+
+    rng = np.random.default_rng(0)
+    ids = np.array([[1, 1, 1, 1, 2, 2, 1, 1]])
+    g = (rng.standard_normal((1, 8, 8)) * 1e3).astype(np.float32)
+
+    def run(order, donate):
+        emb = npembed.Embedding(10, 8, rng=0)
+        emb(ids)
+        keep = []
+        if order == "sgd first":
+            opt = npembed.SGD(emb.parameters(), lr=0.37)
+        if order == "adam beside sgd":
+            opt = npembed.SGD(emb.parameters(), lr=0.37)
+            keep.append(npembed.Adam(emb.parameters(), lr=1e-3))
+        emb.backward(g.copy(), donate=donate)
+        if order == "sgd after backward":
+            opt = npembed.SGD(emb.parameters(), lr=0.37)
+        opt.step()
+        return emb.weight.data.copy()
+
+    ref = run("sgd first", True)
+    summed = npembed.Embedding(10, 8, rng=0).weight.data.copy()
+    summed[1] -= np.float32(0.37) * g[0, [0, 1, 2, 3, 6, 7]].sum(axis=0)
+    summed[2] -= np.float32(0.37) * g[0, [4, 5]].sum(axis=0)
+    assert not np.array_equal(ref, summed)  # the check below could fail
+    for order in ("sgd first", "sgd after backward", "adam beside sgd"):
+        for donate in (False, True):
+            np.testing.assert_array_equal(run(order, donate), ref, err_msg=f"{order}, donate={donate}")
 
 
 def test_a_converted_gradient_is_not_copied_twice():

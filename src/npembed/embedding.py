@@ -311,11 +311,14 @@ class Embedding:
         always stays frozen.
         """
         rows = check_ids(ids, self.num_embeddings).reshape(-1)
-        if self._frozen_rows is None:
-            self._frozen_rows = np.zeros(self.num_embeddings, dtype=np.bool_)
-        self._frozen_rows[rows] = bool(frozen)
+        # A new array, never a change in place: a gradient of an earlier backward that is not yet
+        # summed per id keeps the rules in force when it was computed, whether it was summed at
+        # once or is summed at the step.
+        new = np.zeros(self.num_embeddings, dtype=np.bool_) if self._frozen_rows is None else self._frozen_rows.copy()
+        new[rows] = bool(frozen)
         if self.padding_idx is not None:
-            self._frozen_rows[self.padding_idx] = True
+            new[self.padding_idx] = True
+        self._frozen_rows = new
         self._update_frozen()
 
     def set_lr_scale(self, ids: Any, scale: float | np.ndarray) -> None:
@@ -333,9 +336,9 @@ class Embedding:
         sc = np.broadcast_to(sc, rows.shape)
         if not np.all(np.isfinite(sc)) or np.any(sc < 0):
             raise ValueError(f"`scale` must be finite and >= 0; got {scale!r}.")
-        if self._lr_scale is None:
-            self._lr_scale = np.ones(self.num_embeddings, dtype=np.float64)
-        self._lr_scale[rows] = sc
+        new = np.ones(self.num_embeddings, dtype=np.float64) if self._lr_scale is None else self._lr_scale.copy()
+        new[rows] = sc  # a new array, as in freeze_rows
+        self._lr_scale = new
         self._update_frozen()
 
     @property

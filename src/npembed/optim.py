@@ -99,14 +99,14 @@ class Optimizer(ABC):
         self.sparse_mode = sparse_mode
         self.state: list[dict] = [{} for _ in self.params]
         for p in self.params:  # until a subclass says otherwise (its settings are not set yet)
-            p._reads_position_rows = False
+            p._readers[self] = False
 
     def _mark_params(self) -> None:
         # Tell each parameter how its row-sparse gradients will be read (see Parameter); again at
         # every zero_grad and step, so a changed hyperparameter counts from the next backward.
         wants = self._reads_position_rows()
         for p in self.params:
-            p._reads_position_rows = wants
+            p._readers[self] = wants
 
     def _reads_position_rows(self) -> bool:
         """Whether the lazy step reads a row-sparse gradient one row per position (not summed)."""

@@ -7,6 +7,8 @@ embedding tables, where a step touches only a few rows of a large table.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ._checks import check_ids
@@ -202,13 +204,19 @@ class Parameter:
         # learning-rate multipliers. Optimizers read them when they replay idle steps.
         self.row_frozen: np.ndarray | None = None
         self.row_lr_scale: np.ndarray | None = None
-        # Whether the optimizer reads a row-sparse gradient as one row per looked-up position
-        # (plain SGD adds them straight in) rather than summed per id (every other rule). A layer
-        # that may not keep the caller's gradient rows then copies them; otherwise it sums them
-        # at once, which costs what the optimizer's own sum would and saves the copy (measured,
-        # 12,800 ids, 1,000,000-row table, backward + Adam: d = 64 1.43 vs 3.50 ms, d = 256 4.39
-        # vs 8.17 ms). Set by the optimizers; it only ever changes speed, never a result.
-        self._reads_position_rows = False
+        # The optimizers over this parameter, each with whether its step reads a row-sparse
+        # gradient as one row per looked-up position (plain SGD adds them straight in) rather
+        # than summed per id (every other rule). A layer that may not keep the caller's gradient
+        # rows copies them unless every optimizer here sums them anyway; then it sums them at
+        # once, which costs what the step's own sum would and saves the copy (measured, 12,800
+        # ids, 1,000,000-row table, backward + Adam: d = 64 1.43 vs 3.50 ms, d = 256 4.39 vs
+        # 8.17 ms). Summing at once gives the same bits as summing at the step, and the copy is
+        # what plain SGD reads either way, so the choice changes speed, not results; with no
+        # optimizer known (built after the backward) the rows are copied. (The one way to see a
+        # difference: build a plain SGD between a backward and its step while another optimizer
+        # over the table sums; that SGD then adds the summed rows.) Weak keys: an optimizer that
+        # is gone no longer counts.
+        self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         # Called with the rows about to be read (None: all), so an exact-mode optimizer can first
         # bring them up to date. Keyed by optimizer, so registering twice is harmless.
         self._syncs: dict = {}
@@ -217,6 +225,11 @@ class Parameter:
         """Bring ``rows`` (all if None) up to date before they are read (exact-mode optimizers)."""
         for fn in list(self._syncs.values()):
             fn(rows)
+
+    @property
+    def _reads_position_rows(self) -> bool:
+        readers = self._readers
+        return not readers or any(readers.values())
 
     @property
     def shape(self) -> tuple[int, ...]:
