@@ -281,6 +281,18 @@ def test_ids_outside_every_bag_are_still_checked_and_odd_id_arrays_agree_with_th
         np.testing.assert_array_equal(bag.weight.grad.indices, [1, 2, 3, 4, 5, 6])
         bag.weight.grad = None
     np.testing.assert_array_equal(bag(np.array([1, 2, 3, 4], dtype=">i2"), [0, 2]), [w[1] + w[2], w[3] + w[4]])
+    # donate is accepted and changes nothing (nothing of the gradient is kept)
+    grads = []
+    for donate in (False, True):
+        g = np.ones((2, 5))
+        bag(plain)
+        bag.backward(g, donate=donate)
+        g[:] = 7.0
+        grads.append(bag.weight.grad.to_dense())
+        bag.weight.grad = None
+    np.testing.assert_array_equal(grads[0], grads[1])
+    with pytest.raises(TypeError, match=r"`donate` must be True or False; got 'yes'\."):
+        bag.backward(np.ones((2, 5)), donate="yes")
     emb = bag.embedding
     for given in (plain.astype(">i4"), matrix):
         np.testing.assert_array_equal(emb(given), w[plain])

@@ -321,8 +321,15 @@ class EmbeddingBag:
 
     __call__ = forward
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray | None:
-        """Accumulate the table's row-sparse gradient; return the weights' gradient (or ``None``)."""
+    def backward(self, grad_output: np.ndarray, *, donate: bool = False) -> np.ndarray | None:
+        """Accumulate the table's row-sparse gradient; return the weights' gradient (or ``None``).
+
+        Nothing of ``grad_output`` is kept (the table's gradient is summed per id at once), so
+        ``donate`` (as in :meth:`Embedding.backward`) changes nothing; it is accepted so that
+        one call serves either layer.
+        """
+        if not isinstance(donate, (bool, np.bool_)):
+            raise TypeError(f"`donate` must be True or False; got {donate!r}.")
         if self._cache is None:
             raise RuntimeError("EmbeddingBag.backward called before forward.")
         flat, offs, w, skip, caches, w_layout = self._cache

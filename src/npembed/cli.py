@@ -214,7 +214,7 @@ def _cmd_train(args) -> int:
         flush=True,
     )
     trained, metrics = train_baskets(
-        baskets, config, progress=not args.quiet, checkpoint=checkpoint,
+        baskets, config, progress=not args.quiet and sys.stderr.isatty(), checkpoint=checkpoint,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
     )
     s = metrics["sizes"]

@@ -444,8 +444,9 @@ class Embedding:
         """Accumulate the row-sparse table gradient into ``weight.grad``; ids have no gradient.
 
         The gradient keeps one row of ``grad_output`` per looked-up position until the optimizer
-        step reads it. By default those rows are copied, so the caller may change or reuse
-        ``grad_output`` at once. ``donate=True`` hands the array over instead: no copy (at
+        step reads it. By default nothing of ``grad_output`` is kept, so the caller may change
+        or reuse it at once: the rows are copied, or summed per id at once when every optimizer
+        over the table would sum them (all but plain SGD; the same bits). ``donate=True`` hands the array over instead: no copy (at
         d = 256 the copy is a quarter to a third of backward + SGD step), and the caller must not
         change it before the step, nor refill it for another backward before the step (with
         gradient accumulation, rows are read when the next gradient is added). PyTorch's sparse
