@@ -71,7 +71,7 @@ def test_a_training_step_allocates_nothing_table_sized(optimizer, layer):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 0.05 * TABLE, f"a step allocated {peak / 2**20:.1f} MB (table {TABLE / 2**20:.0f} MB)"
+    assert peak < 0.05 * TABLE, f"a step allocated {peak / 2**20:.1f} MiB (table {TABLE / 2**20:.0f} MiB)"
     if have_rss:
         grown = (_rss_kb("VmHWM") - base) * 1024
-        assert grown < 0.05 * TABLE, f"peak resident memory grew {grown / 2**20:.1f} MB during the steps"
+        assert grown < 0.05 * TABLE, f"peak resident memory grew {grown / 2**20:.1f} MiB during the steps"
