@@ -115,6 +115,12 @@ def test_freeze_rows_and_lr_scale_with_sgd_and_adam(rng):
         np.testing.assert_allclose(moved[5], moved[2], rtol=1e-12)
     emb.freeze_rows([0], frozen=False)
     assert emb.frozen_rows.tolist() == [1, 4]
+    special = Embedding(6, 2, padding_idx=0, special_ids={5: "frozen", 4: "trainable"})
+    special.freeze_rows([0, 3, 4, 5])
+    special.freeze_rows([0, 3, 4, 5], frozen=False)  # padding and the frozen special id stay frozen
+    assert special.frozen_rows.tolist() == [0, 5]
+    special.load_state_dict(special.state_dict())
+    assert special.frozen_rows.tolist() == [0, 5]
     with pytest.raises(ValueError, match=r"`scale` must be finite and >= 0; got -1"):
         emb.set_lr_scale([2], -1)
     with pytest.raises(IndexError, match=r"`ids` must be in \[0, 6\); got 6"):

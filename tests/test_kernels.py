@@ -388,18 +388,19 @@ def test_donated_gradient_is_kept_uncopied_and_never_written():
 
 
 @pytest.mark.parametrize("dim", [3, 64])
-def test_a_gradient_that_may_not_be_kept_is_summed_at_once_unless_plain_sgd_reads_its_rows(rng, dim):
-    """Without donate, the caller's rows are not kept: plain SGD (which adds one row per position)
-    gets a copy, every other optimizer the rows summed per id during backward (no copy). A changed
-    hyperparameter counts from the next zero_grad or step. The step's bits are those of the
-    donated rows in every case."""
+def test_a_gradient_that_may_not_be_kept_is_summed_at_once_unless_an_sgd_may_read_its_rows(rng, dim):
+    """Without donate, the caller's rows are not kept: an SGD (plain SGD adds one row per
+    position, and momentum or weight decay may be set to 0 before its step) gets a copy, every
+    other optimizer the rows summed per id during backward (no copy). The step's bits are those
+    of the donated rows in every case."""
     import npembed
 
     ids = np.array([[3, 1, 3], [0, 3, 7]])
     g = rng.standard_normal((2, 3, dim)).astype(np.float32)
-    for opt_cls, kw, position_rows in [(npembed.SGD, {}, True), (npembed.SGD, {"momentum": 0.9}, False),
-                                       (npembed.SGD, {"weight_decay": 0.1}, False), (npembed.Adam, {}, False),
-                                       (npembed.Adagrad, {}, False), (npembed.RowWiseAdagrad, {}, False)]:
+    for opt_cls, kw, position_rows in [(npembed.SGD, {}, True), (npembed.SGD, {"momentum": 0.9}, True),
+                                       (npembed.SGD, {"weight_decay": 0.1}, True), (npembed.Adam, {}, False),
+                                       (npembed.AdamW, {}, False), (npembed.Adagrad, {}, False),
+                                       (npembed.RowWiseAdagrad, {}, False)]:
         tables = []
         for donate in (False, True):
             emb = npembed.Embedding(10, dim, padding_idx=0, rng=0)
@@ -426,35 +427,24 @@ def test_a_gradient_that_may_not_be_kept_is_summed_at_once_unless_plain_sgd_read
     assert summed.weight.grad.raw_rows() is None and adam is not None
     np.testing.assert_array_equal(summed.weight.grad.indices, [1, 3])  # padding 0 and frozen 7 left out
     np.testing.assert_allclose(summed.weight.grad.values, [g[0, 1], g[0, 0] + g[0, 2] + g[1, 1]], rtol=1e-6)
-    # SGD set to momentum after construction: the next backward already sums
+    # the optimizers are asked at each backward; one that is gone no longer counts
     emb = npembed.Embedding(10, dim, rng=0)
-    opt = npembed.SGD(emb.parameters(), lr=0.1)
-    assert emb.weight._reads_position_rows
-    opt.momentum = 0.5
-    opt.zero_grad()
-    emb(ids)
-    emb.backward(g)
-    assert emb.weight.grad.raw_rows() is None
-    # the same parameter handed to Adam after SGD: summed
+    assert emb.weight._reads_position_rows  # no optimizer yet: one may come, so copy
+    opt = npembed.SGD(emb.parameters(), lr=0.1, momentum=0.5)
     opt2 = npembed.Adam(emb.parameters(), lr=0.1)
-    assert not emb.weight._reads_position_rows and opt2 is not None
-    # a plain SGD beside it reads rows: copied; so with no optimizer at all (it may come later)
-    opt.momentum = 0.0
-    opt.zero_grad()
     assert emb.weight._reads_position_rows
     del opt
-    assert not emb.weight._reads_position_rows
+    assert not emb.weight._reads_position_rows and len(emb.weight._readers) == 1
     del opt2
-    assert emb.weight._reads_position_rows
-    fresh = npembed.Embedding(10, dim, rng=0)
-    fresh(ids)
-    fresh.backward(g)
-    assert fresh.weight.grad.raw_rows() is not None
+    assert emb.weight._reads_position_rows and not emb.weight._readers
 
 
-def test_plain_sgd_gives_the_same_bits_whenever_its_optimizers_were_built():
+def test_sgd_gives_the_same_bits_however_its_optimizers_came_about():
     # Repeated ids, large values: adding rows one by one and adding their sum differ in the last
-    # bits, so plain SGD must get the per-position rows however the optimizers came about.
+    # bits, so plain SGD must get the per-position rows whenever it could read them.
+    import copy
+    import pickle
+
     import npembed
 
     rng = np.random.default_rng(0)
@@ -463,16 +453,23 @@ def test_plain_sgd_gives_the_same_bits_whenever_its_optimizers_were_built():
 
     def run(order, donate):
         emb = npembed.Embedding(10, 8, rng=0)
-        emb(ids)
         keep = []
-        if order == "sgd first":
-            opt = npembed.SGD(emb.parameters(), lr=0.37)
+        if order in ("sgd first", "adam beside sgd", "momentum off before step"):
+            opt = npembed.SGD(emb.parameters(), lr=0.37, momentum=0.9 if order == "momentum off before step" else 0.0)
         if order == "adam beside sgd":
-            opt = npembed.SGD(emb.parameters(), lr=0.37)
             keep.append(npembed.Adam(emb.parameters(), lr=1e-3))
+        if order == "deep copy":  # the copy must not inherit the original's (summing) Adam
+            keep.append(npembed.Adam(emb.parameters(), lr=1e-3))
+            emb = copy.deepcopy(emb)
+        if order == "copied with its sgd":
+            emb, opt = copy.deepcopy((emb, npembed.SGD(emb.parameters(), lr=0.37)))
+            keep.append(npembed.Adam(emb.parameters(), lr=1e-3))
+        emb(ids)
         emb.backward(g.copy(), donate=donate)
-        if order == "sgd after backward":
+        if order in ("sgd after backward", "deep copy"):
             opt = npembed.SGD(emb.parameters(), lr=0.37)
+        if order == "momentum off before step":
+            opt.momentum = 0.0
         opt.step()
         return emb.weight.data.copy()
 
@@ -481,9 +478,32 @@ def test_plain_sgd_gives_the_same_bits_whenever_its_optimizers_were_built():
     summed[1] -= np.float32(0.37) * g[0, [0, 1, 2, 3, 6, 7]].sum(axis=0)
     summed[2] -= np.float32(0.37) * g[0, [4, 5]].sum(axis=0)
     assert not np.array_equal(ref, summed)  # the check below could fail
-    for order in ("sgd first", "sgd after backward", "adam beside sgd"):
+    for order in ("sgd first", "sgd after backward", "adam beside sgd", "deep copy", "copied with its sgd",
+                  "momentum off before step"):
         for donate in (False, True):
             np.testing.assert_array_equal(run(order, donate), ref, err_msg=f"{order}, donate={donate}")
+    # a parameter pickles without its optimizers' registrations
+    emb = npembed.Embedding.from_pretrained(np.ones((4, 2), np.float32), freeze=False)
+    opt = npembed.Adam(emb.parameters(), lr=0.1)
+    p2 = pickle.loads(pickle.dumps(emb.weight))
+    assert not p2._readers and np.array_equal(p2.data, emb.weight.data) and emb.weight._readers and opt
+
+
+def test_an_optimizer_that_defines_equality_still_registers():
+    import npembed
+
+    class Tagged(npembed.Adam):
+        def __eq__(self, other):
+            return isinstance(other, Tagged)
+
+        __hash__ = None  # unhashable, as a class with __eq__ alone is
+
+    emb = npembed.Embedding(6, 2, rng=0)
+    opt = Tagged(emb.parameters(), lr=0.1)
+    emb(np.array([1, 1]))
+    emb.backward(np.ones((2, 2), np.float32))
+    assert emb.weight.grad.raw_rows() is None  # Adam's kind: summed at once
+    opt.step()
 
 
 def test_a_converted_gradient_is_not_copied_twice():

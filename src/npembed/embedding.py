@@ -308,7 +308,7 @@ class Embedding:
         """Stop (or, with ``frozen=False``, resume) gradients for the rows ``ids``.
 
         E.g. keep 400,000 loaded pre-trained rows fixed while new rows train. The padding row
-        always stays frozen.
+        and ``"frozen"`` special ids always stay frozen.
         """
         rows = check_ids(ids, self.num_embeddings).reshape(-1)
         # A new array, never a change in place: a gradient of an earlier backward that is not yet
@@ -316,8 +316,9 @@ class Embedding:
         # once or is summed at the step.
         new = np.zeros(self.num_embeddings, dtype=np.bool_) if self._frozen_rows is None else self._frozen_rows.copy()
         new[rows] = bool(frozen)
-        if self.padding_idx is not None:
-            new[self.padding_idx] = True
+        for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"]:
+            if r is not None:
+                new[r] = True  # padding and "frozen" special ids stay frozen
         self._frozen_rows = new
         self._update_frozen()
 
@@ -446,8 +447,9 @@ class Embedding:
         The gradient keeps one row of ``grad_output`` per looked-up position until the optimizer
         step reads it. By default nothing of ``grad_output`` is kept, so the caller may change
         or reuse it at once: the rows are copied, or summed per id at once when every optimizer
-        over the table would sum them (all but plain SGD; the same bits). ``donate=True`` hands the array over instead: no copy (at
-        d = 256 the copy is a quarter to a third of backward + SGD step), and the caller must not
+        over the table would sum them (all but SGD; the same bits). ``donate=True`` hands the
+        array over instead: no copy (at d = 256 the copy is a quarter to a third of backward +
+        SGD step), and the caller must not
         change it before the step, nor refill it for another backward before the step (with
         gradient accumulation, rows are read when the next gradient is added). PyTorch's sparse
         gradients keep the caller's array the same way. npembed never writes into it.

@@ -26,6 +26,7 @@ plain SGD (no momentum, no weight decay) and Adagrad without weight decay it equ
 from __future__ import annotations
 
 import math
+import weakref
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
@@ -98,18 +99,29 @@ class Optimizer(ABC):
             raise ValueError(f"`sparse_mode` must be one of {SPARSE_MODES}; got {sparse_mode!r}.")
         self.sparse_mode = sparse_mode
         self.state: list[dict] = [{} for _ in self.params]
-        for p in self.params:  # until a subclass says otherwise (its settings are not set yet)
-            p._readers[self] = False
+        self._register()
 
-    def _mark_params(self) -> None:
-        # Tell each parameter how its row-sparse gradients will be read (see Parameter); again at
-        # every zero_grad and step, so a changed hyperparameter counts from the next backward.
-        wants = self._reads_position_rows()
+    def _register(self) -> None:
+        # Each parameter asks its optimizers, at every backward, how they read its row-sparse
+        # gradients (see Parameter._reads_position_rows); a weak reference, keyed by identity.
+        ref = weakref.ref(self)
         for p in self.params:
-            p._readers[self] = wants
+            p._readers[id(self)] = ref
+
+    def __setstate__(self, state: dict) -> None:
+        # A copy (copy.deepcopy of a model and its optimizer) registers with the copied
+        # parameters, which keep no registration of their own (see Parameter.__getstate__).
+        self.__dict__.update(state)
+        self._register()
+        for p, s in zip(self.params, self.state):
+            if "last" in s:
+                self._register_sync(p)
 
     def _reads_position_rows(self) -> bool:
-        """Whether the lazy step reads a row-sparse gradient one row per position (not summed)."""
+        """Whether the lazy step may read a row-sparse gradient one row per position (not summed).
+
+        Decided by the rule alone, never by a hyperparameter that could change between a
+        backward and its step; must not fail on a half-built optimizer."""
         return False
 
     # ---- the rule, per optimizer ------------------------------------------------------------
@@ -158,10 +170,8 @@ class Optimizer(ABC):
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
-        self._mark_params()
 
     def step(self) -> None:
-        self._mark_params()
         for p, s in zip(self.params, self.state):
             if p.grad is None:
                 continue
@@ -370,10 +380,11 @@ class SGD(Optimizer):
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0.")
         self.nesterov = bool(nesterov)
-        self._mark_params()
 
     def _reads_position_rows(self) -> bool:
-        return not self.momentum and not self.weight_decay
+        # Without momentum and weight decay the step adds one row per looked-up position; those
+        # can be set to 0 between a backward and its step, so every SGD counts as reading them.
+        return True
 
     def hyperparameters(self) -> dict:
         return dict(super().hyperparameters(), momentum=self.momentum, dampening=self.dampening,

@@ -7,8 +7,6 @@ embedding tables, where a step touches only a few rows of a large table.
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from ._checks import check_ids
@@ -204,19 +202,19 @@ class Parameter:
         # learning-rate multipliers. Optimizers read them when they replay idle steps.
         self.row_frozen: np.ndarray | None = None
         self.row_lr_scale: np.ndarray | None = None
-        # The optimizers over this parameter, each with whether its step reads a row-sparse
-        # gradient as one row per looked-up position (plain SGD adds them straight in) rather
-        # than summed per id (every other rule). A layer that may not keep the caller's gradient
-        # rows copies them unless every optimizer here sums them anyway; then it sums them at
-        # once, which costs what the step's own sum would and saves the copy (measured, 12,800
-        # ids, 1,000,000-row table, backward + Adam: d = 64 1.43 vs 3.50 ms, d = 256 4.39 vs
-        # 8.17 ms). Summing at once gives the same bits as summing at the step, and the copy is
-        # what plain SGD reads either way, so the choice changes speed, not results; with no
-        # optimizer known (built after the backward) the rows are copied. (The one way to see a
-        # difference: build a plain SGD between a backward and its step while another optimizer
-        # over the table sums; that SGD then adds the summed rows.) Weak keys: an optimizer that
-        # is gone no longer counts.
-        self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # The optimizers over this parameter (id -> weak reference; they register themselves).
+        # At each backward they are asked whether their step may read a row-sparse gradient as
+        # one row per looked-up position (plain SGD adds them straight in) rather than summed
+        # per id (every other rule). A layer that may not keep the caller's gradient rows copies
+        # them unless every live optimizer here sums them; then it sums them at once, which
+        # costs what the step's own sum would and saves the copy (measured, 12,800 ids,
+        # 1,000,000-row table, backward + Adam: d = 64 1.43 vs 3.50 ms, d = 256 4.39 vs 8.17 ms).
+        # Summing at once gives the same bits as summing at the step, and the copy is what SGD
+        # reads either way, so the choice changes speed, not results; with no optimizer (one may
+        # be built after the backward) the rows are copied. The one way to see a difference:
+        # build a plain SGD between a backward and its step while, at that backward, only
+        # summing optimizers were over the table; that SGD then adds the summed rows.
+        self._readers: dict = {}
         # Called with the rows about to be read (None: all), so an exact-mode optimizer can first
         # bring them up to date. Keyed by optimizer, so registering twice is harmless.
         self._syncs: dict = {}
@@ -228,8 +226,23 @@ class Parameter:
 
     @property
     def _reads_position_rows(self) -> bool:
-        readers = self._readers
-        return not readers or any(readers.values())
+        alive = False
+        for key, ref in list(self._readers.items()):
+            opt = ref()
+            if opt is None:
+                del self._readers[key]  # that optimizer is gone
+                continue
+            if opt._reads_position_rows():
+                return True
+            alive = True
+        return not alive
+
+    def __getstate__(self) -> dict:
+        # A copy or pickle keeps no optimizer's registration (the optimizers are not copied
+        # with it; a copied optimizer registers again, see Optimizer.__setstate__).
+        state = self.__dict__.copy()
+        state["_readers"], state["_syncs"] = {}, {}
+        return state
 
     @property
     def shape(self) -> tuple[int, ...]:
