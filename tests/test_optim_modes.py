@@ -4,7 +4,7 @@ against the dense optimizer over many steps with rows idle for varying stretches
 import numpy as np
 import pytest
 
-from npembed import SGD, Adagrad, Adam, AdamW, Parameter, RowSparseGrad, RowWiseAdagrad
+from npembed import SGD, Adagrad, Adam, AdamW, Embedding, Parameter, RowSparseGrad, RowWiseAdagrad
 
 from .conftest import torch_or_skip
 from .test_optim import _run_torch as _torch
@@ -359,3 +359,22 @@ def test_exact_mode_resumes_bit_for_bit_whichever_state_is_saved_first():
     straight = run()
     assert run(stop=6).tobytes() == straight.tobytes()
     assert run(stop=6, model_first=False).tobytes() == straight.tobytes()
+
+
+def test_a_deep_copy_of_a_model_and_its_exact_optimizer_replays_its_own_rows():
+    import copy
+
+    emb = Embedding(8, 2, rng=0, dtype=np.float64)
+    opt = Adam(emb.parameters(), lr=0.1, sparse_mode="exact")
+    for ids in ([1, 2], [2], [2]):  # row 1 then idles: its steps are owed until it is read
+        emb(np.array(ids))
+        emb.backward(np.ones((len(ids), 2)))
+        opt.step()
+        opt.zero_grad()
+    emb2, opt2 = copy.deepcopy((emb, opt))
+    stored = emb2.weight.data[1].copy()
+    out2 = emb2(np.array([1]))
+    out = emb(np.array([1]))
+    np.testing.assert_array_equal(out2, out)
+    assert not np.array_equal(out2[0], stored)  # the copy's own optimizer replayed the idle steps
+    assert opt2 is not opt and emb2.weight is not emb.weight
