@@ -449,10 +449,10 @@ class Embedding:
         or reuse it at once: the rows are copied, or summed per id at once when every optimizer
         over the table would sum them (all but SGD; the same bits). ``donate=True`` hands the
         array over instead: no copy (at d = 256 the copy is a quarter to a third of backward +
-        SGD step), and the caller must not
-        change it before the step, nor refill it for another backward before the step (with
-        gradient accumulation, rows are read when the next gradient is added). PyTorch's sparse
-        gradients keep the caller's array the same way. npembed never writes into it.
+        SGD step), and the caller must not change it before the step, nor refill it for another
+        backward before the step (with gradient accumulation, rows are read when the next
+        gradient is added). PyTorch's sparse gradients keep the caller's array the same way.
+        npembed never writes into it.
         """
         if not isinstance(donate, (bool, np.bool_)):
             raise TypeError(f"`donate` must be True or False; got {donate!r}.")
