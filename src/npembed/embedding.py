@@ -200,7 +200,7 @@ class Embedding:
         self._frozen: np.ndarray | None = None
         self._frozen_rows: np.ndarray | None = None
         self._lr_scale: np.ndarray | None = None
-        fixed = [r for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"] if r is not None]
+        fixed = self._always_frozen()
         if fixed:
             self._frozen_rows = np.zeros(self.num_embeddings, dtype=np.bool_)
             self._frozen_rows[fixed] = True
@@ -209,6 +209,11 @@ class Embedding:
         self._shape: tuple = ()
         self._clip: tuple | None = None
         self.reset_parameters()
+
+    def _always_frozen(self) -> list:
+        """The rows no rule may unfreeze: the padding row and the "frozen" special ids."""
+        rows = [i for i, rule in self.special_ids.items() if rule == "frozen"]
+        return rows if self.padding_idx is None else [self.padding_idx] + rows
 
     def _check_special_ids(self, special_ids) -> dict:
         if special_ids is None:
@@ -316,9 +321,7 @@ class Embedding:
         # once or is summed at the step.
         new = np.zeros(self.num_embeddings, dtype=np.bool_) if self._frozen_rows is None else self._frozen_rows.copy()
         new[rows] = bool(frozen)
-        for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"]:
-            if r is not None:
-                new[r] = True  # padding and "frozen" special ids stay frozen
+        new[self._always_frozen()] = True  # padding and "frozen" special ids stay frozen
         self._frozen_rows = new
         self._update_frozen()
 
@@ -555,7 +558,7 @@ class Embedding:
             raise ValueError("`lr_scale` in the state must be finite and >= 0.")
         frozen = None if state.get("frozen_rows") is None else np.array(state["frozen_rows"], dtype=np.bool_)
         # The layer's own fixed rows (padding, frozen special ids) stay frozen whatever the state says.
-        fixed = [r for r in [self.padding_idx] + [i for i, rule in self.special_ids.items() if rule == "frozen"] if r is not None]
+        fixed = self._always_frozen()
         if fixed:
             frozen = np.zeros(self.num_embeddings, dtype=np.bool_) if frozen is None else frozen
             frozen[fixed] = True
